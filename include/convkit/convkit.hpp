@@ -1,0 +1,10 @@
+// Umbrella header: everything public in convkit.
+#pragma once
+
+#include "convkit/core/dtype.hpp"
+#include "convkit/core/error.hpp"
+#include "convkit/core/shape.hpp"
+#include "convkit/core/tensor.hpp"
+#include "convkit/io/safetensors.hpp"
+#include "convkit/ops/conv.hpp"
+#include "convkit/ops/conv_problem.hpp"

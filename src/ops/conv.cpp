@@ -1,0 +1,276 @@
+// The functional convolution API: checks tensors against the problem, lays the problem out
+// for a kernel, picks the kernel and splits the work across threads.
+#include "convkit/ops/conv.hpp"
+
+#include "convkit/ops/pad.hpp"
+#include "core/check.hpp"
+#include "kernels/conv/conv_list.hpp"
+
+namespace convkit {
+
+using detail::require;
+using I = std::int64_t;
+using kernels::ConvParams;
+
+namespace {
+
+// Element strides of a rank 3-5 tensor as (n, c, d, h, w), unused spatial slots 0.
+std::array<I, 5> strides5(const Tensor& t) {
+  std::array<I, 5> s{};
+  const int nd = t.dim() - 2;
+  s[0] = t.stride(0);
+  s[1] = t.stride(1);
+  for (int i = 0; i < nd; ++i) s[static_cast<std::size_t>(2 + 3 - nd + i)] = t.stride(2 + i);
+  return s;
+}
+
+std::array<I, 3> right_aligned(const std::array<I, 3>& a, int nd, I fill) {
+  std::array<I, 3> r{fill, fill, fill};
+  for (int i = 0; i < nd; ++i) r[static_cast<std::size_t>(3 - nd + i)] = a[static_cast<std::size_t>(i)];
+  return r;
+}
+
+// The direct, zero-padded convolution that computes problem p, on these tensors:
+// `lo` is the direct convolution's input side, `hi` its output side. For a direct problem
+// they are (src, dst); for a transposed one (dst, src), since a transposed convolution is
+// the adjoint of the direct one with the sides exchanged. `padded` says lo is a copy that
+// already holds the padding (non-zero padding modes).
+ConvParams direct_params(const ConvProblem& p, const Tensor& lo, const Tensor& hi,
+                         const Tensor& wei, bool padded) {
+  ConvParams k;
+  const int nd = p.ndims;
+  k.mb = p.mb;
+  k.g = p.g;
+  k.icg = lo.size(1) / p.g;
+  k.ocg = hi.size(1) / p.g;
+  std::array<I, 3> lo_sp{1, 1, 1}, hi_sp{1, 1, 1};
+  for (int i = 0; i < nd; ++i) {
+    lo_sp[static_cast<std::size_t>(i)] = lo.size(2 + i);
+    hi_sp[static_cast<std::size_t>(i)] = hi.size(2 + i);
+  }
+  k.in = right_aligned(lo_sp, nd, 1);
+  k.out = right_aligned(hi_sp, nd, 1);
+  k.k = right_aligned(p.k, nd, 1);
+  k.stride = right_aligned(p.stride, nd, 1);
+  k.dilation = right_aligned(p.dilation, nd, 1);
+  k.pad = padded ? std::array<I, 3>{0, 0, 0} : right_aligned(p.pad_before, nd, 0);
+  k.src_s = strides5(lo);
+  k.dst_s = strides5(hi);
+  k.wei_s = strides5(wei);
+  return k;
+}
+
+template <typename T>
+const kernels::ConvKernel<T>& pick(const ConvParams& k) {
+  for (const auto& kernel : kernels::conv_kernels<T>())
+    if (kernel.supports(k)) return kernel;
+  return kernels::conv_kernels<T>().back();  // the reference takes everything
+}
+
+// Runs `body(k_slice, n0)` for batch slices in parallel: each slice is one image, so no
+// two threads write the same output and results do not depend on the thread count.
+template <typename Body>
+void over_batch(const ConvParams& k, Body&& body) {
+  ConvParams one = k;
+  one.mb = 1;
+#pragma omp parallel for schedule(static) if (k.mb > 1)
+  for (I n = 0; n < k.mb; ++n) body(one, n);
+}
+
+template <typename T>
+void run_fwd(const ConvParams& k, const T* src, const T* wei, const T* bias, T* dst) {
+  const auto& kernel = pick<T>(k);
+  over_batch(k, [&](const ConvParams& one, I n) {
+    kernel.fwd(one, src + n * k.src_s[0], wei, bias, dst + n * k.dst_s[0]);
+  });
+}
+
+template <typename T>
+void run_bwd_data(const ConvParams& k, const T* diff_dst, const T* wei, T* diff_src) {
+  const auto& kernel = pick<T>(k);
+  over_batch(k, [&](const ConvParams& one, I n) {
+    kernel.bwd_data(one, diff_dst + n * k.dst_s[0], wei, diff_src + n * k.src_s[0]);
+  });
+}
+
+template <typename T>
+void run_bwd_weights(const ConvParams& k, const T* src, const T* diff_dst, T* diff_wei) {
+  const auto& kernel = pick<T>(k);
+  // Groups are independent slices of the weights, so they split across threads exactly.
+  ConvParams one = k;
+  one.g = 1;
+#pragma omp parallel for schedule(static) if (k.g > 1)
+  for (I gr = 0; gr < k.g; ++gr)
+    kernel.bwd_weights(one, src + gr * k.icg * k.src_s[1], diff_dst + gr * k.ocg * k.dst_s[1],
+                       diff_wei + gr * k.ocg * k.wei_s[0]);
+}
+
+void expect(const Tensor& t, const char* role, const Shape& shape, const ConvProblem& p,
+            const char* entry, const char* origin) {
+  require(t.defined(), "{}: {} is undefined", entry, role);
+  require(t.dtype() == p.dtype, "{}: {} has dtype {} but the problem is {}", entry, role,
+          dtype_name(t.dtype()), dtype_name(p.dtype));
+  require(t.shape() == shape, "{}: {} has shape {} but {} has shape {} (problem {})", entry, role,
+          t.shape().str(), origin, shape.str(), p.str());
+}
+
+// Adds bias[c] to every element of channel c of dst.
+template <typename T>
+void add_bias(const Tensor& dst, const Tensor& bias) {
+  T* d = dst.data<T>();
+  const T* b = bias.data<T>();
+  const I bs = bias.stride(0);
+  std::array<I, 5> s = strides5(dst);
+  std::array<I, 3> sp{1, 1, 1};
+  for (int i = 0; i < dst.dim() - 2; ++i) sp[static_cast<std::size_t>(3 - (dst.dim() - 2) + i)] = dst.size(2 + i);
+  for (I n = 0; n < dst.size(0); ++n)
+    for (I c = 0; c < dst.size(1); ++c)
+      for (I a = 0; a < sp[0]; ++a)
+        for (I h = 0; h < sp[1]; ++h)
+          for (I w = 0; w < sp[2]; ++w)
+            d[n * s[0] + c * s[1] + a * s[2] + h * s[3] + w * s[4]] += b[c * bs];
+}
+
+std::vector<I> before_of(const ConvProblem& p) {
+  return {p.pad_before.begin(), p.pad_before.begin() + p.ndims};
+}
+std::vector<I> after_of(const ConvProblem& p) {
+  return {p.pad_after.begin(), p.pad_after.begin() + p.ndims};
+}
+
+bool pads_a_copy(const ConvProblem& p) {
+  return !p.transposed && p.padding_mode != PaddingMode::Zeros;
+}
+
+// The input the direct kernel reads: src itself, or a padded copy for non-zero modes.
+Tensor kernel_input(const ConvProblem& p, const Tensor& src) {
+  return pads_a_copy(p) ? pad(src, before_of(p), after_of(p), p.padding_mode) : src;
+}
+
+template <typename Fn>
+void typed(DType t, Fn&& fn) {
+  if (t == DType::F32)
+    fn(static_cast<float*>(nullptr));
+  else
+    fn(static_cast<double*>(nullptr));
+}
+
+}  // namespace
+
+Tensor conv_forward(const ConvProblem& p, const Tensor& src, const Tensor& wei,
+                    const Tensor& bias) {
+  expect(src, "src", p.src_shape(), p, "conv_forward", "the problem's src");
+  expect(wei, "wei", p.wei_shape(), p, "conv_forward", "the problem's wei");
+  if (p.has_bias)
+    expect(bias, "bias", p.bias_shape(), p, "conv_forward", "the problem's bias");
+  else
+    require(!bias.defined(), "conv_forward: a bias was given but the problem was built without one");
+  Tensor dst = Tensor::empty(p.dst_shape(), p.dtype, p.format);
+  typed(p.dtype, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if (p.transposed) {
+      const ConvParams k = direct_params(p, dst, src, wei, false);
+      run_bwd_data<T>(k, src.data<T>(), wei.data<T>(), dst.data<T>());
+      if (p.has_bias) add_bias<T>(dst, bias);
+    } else {
+      const Tensor in = kernel_input(p, src);
+      const ConvParams k = direct_params(p, in, dst, wei, pads_a_copy(p));
+      run_fwd<T>(k, in.data<T>(), wei.data<T>(), p.has_bias ? bias.data<T>() : nullptr,
+                 dst.data<T>());
+    }
+  });
+  return dst;
+}
+
+Tensor conv_backward_data(const ConvProblem& p, const Tensor& diff_dst, const Tensor& wei) {
+  expect(diff_dst, "diff_dst", p.dst_shape(), p, "conv_backward_data", "the forward output");
+  expect(wei, "wei", p.wei_shape(), p, "conv_backward_data", "the problem's wei");
+  Tensor diff_src;
+  typed(p.dtype, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if (p.transposed) {
+      diff_src = Tensor::empty(p.src_shape(), p.dtype, p.format);
+      const ConvParams k = direct_params(p, diff_dst, diff_src, wei, false);
+      run_fwd<T>(k, diff_dst.data<T>(), wei.data<T>(), nullptr, diff_src.data<T>());
+    } else if (pads_a_copy(p)) {
+      Shape padded = p.src_shape();
+      for (int i = 0; i < p.ndims; ++i)
+        padded[2 + i] += p.pad_before[static_cast<std::size_t>(i)] + p.pad_after[static_cast<std::size_t>(i)];
+      const Tensor diff_padded = Tensor::empty(padded, p.dtype, p.format);
+      const ConvParams k = direct_params(p, diff_padded, diff_dst, wei, true);
+      run_bwd_data<T>(k, diff_dst.data<T>(), wei.data<T>(), diff_padded.data<T>());
+      diff_src = pad_backward(diff_padded, p.src_shape(), before_of(p), after_of(p), p.padding_mode);
+    } else {
+      diff_src = Tensor::empty(p.src_shape(), p.dtype, p.format);
+      const ConvParams k = direct_params(p, diff_src, diff_dst, wei, false);
+      run_bwd_data<T>(k, diff_dst.data<T>(), wei.data<T>(), diff_src.data<T>());
+    }
+  });
+  return diff_src;
+}
+
+Tensor conv_backward_weights(const ConvProblem& p, const Tensor& src, const Tensor& diff_dst) {
+  expect(src, "src", p.src_shape(), p, "conv_backward_weights", "the problem's src");
+  expect(diff_dst, "diff_dst", p.dst_shape(), p, "conv_backward_weights", "the forward output");
+  Tensor diff_wei = Tensor::empty(p.wei_shape(), p.dtype);
+  typed(p.dtype, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if (p.transposed) {
+      const ConvParams k = direct_params(p, diff_dst, src, diff_wei, false);
+      run_bwd_weights<T>(k, diff_dst.data<T>(), src.data<T>(), diff_wei.data<T>());
+    } else {
+      const Tensor in = kernel_input(p, src);
+      const ConvParams k = direct_params(p, in, diff_dst, diff_wei, pads_a_copy(p));
+      run_bwd_weights<T>(k, in.data<T>(), diff_dst.data<T>(), diff_wei.data<T>());
+    }
+  });
+  return diff_wei;
+}
+
+Tensor conv_backward_bias(const ConvProblem& p, const Tensor& diff_dst) {
+  expect(diff_dst, "diff_dst", p.dst_shape(), p, "conv_backward_bias", "the forward output");
+  Tensor diff_bias = Tensor::empty(p.bias_shape(), p.dtype);
+  typed(p.dtype, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    ConvParams k;  // only the output side matters: every channel summed over batch and space
+    k.mb = p.mb;
+    k.g = 1;
+    k.ocg = p.oc;
+    k.out = right_aligned(p.out, p.ndims, 1);
+    k.dst_s = strides5(diff_dst);
+    kernels::conv_bwd_bias__ref<T>(k, diff_dst.data<T>(), diff_bias.data<T>());
+  });
+  return diff_bias;
+}
+
+namespace {
+Tensor one_call(const Tensor& src, const Tensor& wei, const Tensor& bias, const ConvOptions& o,
+                bool transposed, int rank, const char* name) {
+  require(src.defined(), "{}: src is undefined", name);
+  require(src.dim() == rank, "{}: src must have rank {} (N, C, {} spatial), got shape {}", name,
+          rank, rank - 2, src.shape().str());
+  const ConvProblem p = ConvProblem::make(src, wei, bias, o, transposed);
+  return conv_forward(p, src, wei, bias);
+}
+}  // namespace
+
+Tensor conv1d(const Tensor& s, const Tensor& w, const Tensor& b, const ConvOptions& o) {
+  return one_call(s, w, b, o, false, 3, "conv1d");
+}
+Tensor conv2d(const Tensor& s, const Tensor& w, const Tensor& b, const ConvOptions& o) {
+  return one_call(s, w, b, o, false, 4, "conv2d");
+}
+Tensor conv3d(const Tensor& s, const Tensor& w, const Tensor& b, const ConvOptions& o) {
+  return one_call(s, w, b, o, false, 5, "conv3d");
+}
+Tensor conv_transpose1d(const Tensor& s, const Tensor& w, const Tensor& b, const ConvOptions& o) {
+  return one_call(s, w, b, o, true, 3, "conv_transpose1d");
+}
+Tensor conv_transpose2d(const Tensor& s, const Tensor& w, const Tensor& b, const ConvOptions& o) {
+  return one_call(s, w, b, o, true, 4, "conv_transpose2d");
+}
+Tensor conv_transpose3d(const Tensor& s, const Tensor& w, const Tensor& b, const ConvOptions& o) {
+  return one_call(s, w, b, o, true, 5, "conv_transpose3d");
+}
+
+}  // namespace convkit
