@@ -41,23 +41,26 @@ void check_gradient(const char* role, const Tensor& t, const Tensor& analytic, L
   }
 }
 
-TEST(ConvGradcheck, RandomProblemsAllThreeGradients) {
-  std::mt19937_64 rng(2024);
-  const int count = problem_count(120);
-  for (int i = 0; i < count; ++i) {
-    const auto r = test::random_conv(rng, DType::F64, 300);
-    const ConvProblem& p = r.p;
-    SCOPED_TRACE(p.str());
-    const Tensor x = test::random_src(p, 3 * i + 1), w = test::random_wei(p, 3 * i + 2);
-    const Tensor b = test::random_bias(p, 3 * i + 3), dy = test::random_dst(p, 7 * i + 5);
-    auto loss = [&] { return dot(dy, conv_forward(p, x, w, b)); };
-    check_gradient("diff_src", x, conv_backward_data(p, dy, w), loss, rng, p.str());
-    check_gradient("diff_wei", w, conv_backward_weights(p, x, dy), loss, rng, p.str());
-    if (p.has_bias) check_gradient("diff_bias", b, conv_backward_bias(p, dy), loss, rng, p.str());
-  }
+// One test per random problem, so ctest counts and names each gradient check.
+class ConvGradcheck : public ::testing::TestWithParam<int> {};
+
+TEST_P(ConvGradcheck, AllThreeGradientsMatchFiniteDifferences) {
+  const int i = GetParam();
+  std::mt19937_64 rng(2024 + static_cast<std::uint64_t>(i));
+  const auto r = test::random_conv(rng, DType::F64, 300);
+  const ConvProblem& p = r.p;
+  SCOPED_TRACE(p.str());
+  const Tensor x = test::random_src(p, 3 * i + 1), w = test::random_wei(p, 3 * i + 2);
+  const Tensor b = test::random_bias(p, 3 * i + 3), dy = test::random_dst(p, 7 * i + 5);
+  auto loss = [&] { return dot(dy, conv_forward(p, x, w, b)); };
+  check_gradient("diff_src", x, conv_backward_data(p, dy, w), loss, rng, p.str());
+  check_gradient("diff_wei", w, conv_backward_weights(p, x, dy), loss, rng, p.str());
+  if (p.has_bias) check_gradient("diff_bias", b, conv_backward_bias(p, dy), loss, rng, p.str());
 }
 
-TEST(ConvGradcheck, AdjointIdentity) {
+INSTANTIATE_TEST_SUITE_P(RandomProblems, ConvGradcheck, ::testing::Range(0, problem_count(120)));
+
+TEST(ConvAdjoint, RandomProblems) {
   // <y, A x> = <A^T y, x> for the linear map A = conv(., w) without bias, in both directions:
   // backward-data must be the exact adjoint of forward, including padding modes and
   // transposed problems (whose forward is itself an adjoint).
@@ -77,7 +80,7 @@ TEST(ConvGradcheck, AdjointIdentity) {
   }
 }
 
-TEST(ConvGradcheck, TransposedIsBackwardDataOfDirect) {
+TEST(ConvAdjoint, TransposedIsBackwardDataOfDirect) {
   // conv_transpose(x, w) equals the direct convolution's backward-data with the same
   // weights, whenever output_padding is 0 and the sizes line up.
   const Tensor x = Tensor::uniform({2, 6, 5, 4}, -1, 1, 1, DType::F64);
