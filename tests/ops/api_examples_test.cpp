@@ -79,5 +79,24 @@ TEST(ApiExamples, Transposed) {
   EXPECT_EQ(y.shape(), (Shape{2, 8, 14, 14}));
 }
 
+TEST(ApiExamples, ReadmeTour) {
+  const Tensor x =
+      Tensor::uniform({8, 32, 56, 56}, -1, 1, 1).to(MemoryFormat::ChannelsLast);
+  const Tensor w = Tensor::uniform({64, 1, 3, 3}, -1, 1, 2);
+  const Tensor b = Tensor::zeros({64});
+  const ConvProblem p =
+      ConvProblem::make(x, w, b, {.stride = {2}, .padding = Padding::same(), .groups = 32});
+  const Tensor y = conv_forward(p, x, w, b);
+  EXPECT_EQ(y.shape(), (Shape{8, 64, 28, 28}));
+  EXPECT_EQ(y.memory_format(), MemoryFormat::ChannelsLast);
+  const Tensor dy = Tensor::ones(y.shape());
+  EXPECT_EQ(conv_backward_data(p, dy, w).shape(), x.shape());
+  EXPECT_EQ(conv_backward_weights(p, x, dy).shape(), w.shape());
+  EXPECT_EQ(conv_backward_bias(p, dy).shape(), b.shape());
+  const Tensor z = conv_transpose2d(y, Tensor::uniform({64, 16, 3, 3}, -1, 1, 3), {},
+                                    {.stride = {2}, .padding = 1, .output_padding = {1}});
+  EXPECT_EQ(z.shape(), (Shape{8, 16, 56, 56}));
+}
+
 }  // namespace
 }  // namespace convkit
