@@ -238,7 +238,7 @@ Tensor conv_backward_bias(const ConvProblem& p, const Tensor& diff_dst) {
     k.ocg = p.oc;
     k.out = right_aligned(p.out, p.ndims, 1);
     k.dst_s = strides5(diff_dst);
-    kernels::conv_bwd_bias__ref<T>(k, diff_dst.data<T>(), diff_bias.data<T>());
+    kernels::conv_bwd_bias_ref<T>(k, diff_dst.data<T>(), diff_bias.data<T>());
   });
   return diff_bias;
 }

@@ -8,7 +8,10 @@
 
 namespace convkit::kernels {
 
-/// One implementation of a convolution's four passes for element type T. `supports`
+/// Kernel names follow XNNPACK's convention, implementation after a double underscore
+/// ("conv_f32__ref"); the C++ functions use one underscore because identifiers containing
+/// "__" are reserved.
+/// One implementation of a convolution's three data passes for element type T. `supports`
 /// says which problems it takes; the list is ordered fastest first and ends with the
 /// reference, which takes every problem.
 template <typename T>
@@ -27,7 +30,7 @@ std::span<const ConvKernel<T>> conv_kernels() {
   static constexpr ConvKernel<T> list[] = {
       // Optimized kernels go above this line, fastest first.
       {sizeof(T) == 4 ? "conv_f32__ref" : "conv_f64__ref", supports_everything,
-       conv_fwd__ref<T>, conv_bwd_data__ref<T>, conv_bwd_weights__ref<T>},
+       conv_fwd_ref<T>, conv_bwd_data_ref<T>, conv_bwd_weights_ref<T>},
   };
   return list;
 }

@@ -30,7 +30,7 @@ inline I output_of(const ConvParams& p, int dim, I i, I t) {
 }  // namespace
 
 template <typename T>
-void conv_fwd__ref(const ConvParams& p, const T* src, const T* wei, const T* bias, T* dst) {
+void conv_fwd_ref(const ConvParams& p, const T* src, const T* wei, const T* bias, T* dst) {
   for (I n = 0; n < p.mb; ++n)
     for (I gr = 0; gr < p.g; ++gr)
       for (I oc = 0; oc < p.ocg; ++oc) {
@@ -60,7 +60,7 @@ void conv_fwd__ref(const ConvParams& p, const T* src, const T* wei, const T* bia
 }
 
 template <typename T>
-void conv_bwd_data__ref(const ConvParams& p, const T* diff_dst, const T* wei, T* diff_src) {
+void conv_bwd_data_ref(const ConvParams& p, const T* diff_dst, const T* wei, T* diff_src) {
   for (I n = 0; n < p.mb; ++n)
     for (I gr = 0; gr < p.g; ++gr)
       for (I ic = 0; ic < p.icg; ++ic)
@@ -90,7 +90,7 @@ void conv_bwd_data__ref(const ConvParams& p, const T* diff_dst, const T* wei, T*
 }
 
 template <typename T>
-void conv_bwd_weights__ref(const ConvParams& p, const T* src, const T* diff_dst, T* diff_wei) {
+void conv_bwd_weights_ref(const ConvParams& p, const T* src, const T* diff_dst, T* diff_wei) {
   for (I gr = 0; gr < p.g; ++gr)
     for (I oc = 0; oc < p.ocg; ++oc)
       for (I ic = 0; ic < p.icg; ++ic)
@@ -119,7 +119,7 @@ void conv_bwd_weights__ref(const ConvParams& p, const T* src, const T* diff_dst,
 }
 
 template <typename T>
-void conv_bwd_bias__ref(const ConvParams& p, const T* diff_dst, T* diff_bias) {
+void conv_bwd_bias_ref(const ConvParams& p, const T* diff_dst, T* diff_bias) {
   for (I o = 0; o < p.g * p.ocg; ++o) {
     double acc = 0.0;
     for (I n = 0; n < p.mb; ++n)
@@ -131,13 +131,13 @@ void conv_bwd_bias__ref(const ConvParams& p, const T* diff_dst, T* diff_bias) {
   }
 }
 
-#define CONVKIT_INSTANTIATE(T)                                                           \
-  template void conv_fwd__ref<T>(const ConvParams&, const T*, const T*, const T*, T*); \
-  template void conv_bwd_data__ref<T>(const ConvParams&, const T*, const T*, T*);      \
-  template void conv_bwd_weights__ref<T>(const ConvParams&, const T*, const T*, T*);   \
-  template void conv_bwd_bias__ref<T>(const ConvParams&, const T*, T*);
-CONVKIT_INSTANTIATE(float)
-CONVKIT_INSTANTIATE(double)
-#undef CONVKIT_INSTANTIATE
+template void conv_fwd_ref<float>(const ConvParams&, const float*, const float*, const float*, float*);
+template void conv_fwd_ref<double>(const ConvParams&, const double*, const double*, const double*, double*);
+template void conv_bwd_data_ref<float>(const ConvParams&, const float*, const float*, float*);
+template void conv_bwd_data_ref<double>(const ConvParams&, const double*, const double*, double*);
+template void conv_bwd_weights_ref<float>(const ConvParams&, const float*, const float*, float*);
+template void conv_bwd_weights_ref<double>(const ConvParams&, const double*, const double*, double*);
+template void conv_bwd_bias_ref<float>(const ConvParams&, const float*, float*);
+template void conv_bwd_bias_ref<double>(const ConvParams&, const double*, double*);
 
 }  // namespace convkit::kernels
