@@ -159,6 +159,7 @@ void typed(DType t, Fn&& fn) {
 
 Tensor conv_forward(const ConvProblem& p, const Tensor& src, const Tensor& wei,
                     const Tensor& bias) {
+  p.validate();
   expect(src, "src", p.src_shape(), p, "conv_forward", "the problem's src");
   expect(wei, "wei", p.wei_shape(), p, "conv_forward", "the problem's wei");
   if (p.has_bias)
@@ -183,6 +184,7 @@ Tensor conv_forward(const ConvProblem& p, const Tensor& src, const Tensor& wei,
 }
 
 Tensor conv_backward_data(const ConvProblem& p, const Tensor& diff_dst, const Tensor& wei) {
+  p.validate();
   expect(diff_dst, "diff_dst", p.dst_shape(), p, "conv_backward_data", "the forward output");
   expect(wei, "wei", p.wei_shape(), p, "conv_backward_data", "the problem's wei");
   Tensor diff_src;
@@ -210,6 +212,7 @@ Tensor conv_backward_data(const ConvProblem& p, const Tensor& diff_dst, const Te
 }
 
 Tensor conv_backward_weights(const ConvProblem& p, const Tensor& src, const Tensor& diff_dst) {
+  p.validate();
   expect(src, "src", p.src_shape(), p, "conv_backward_weights", "the problem's src");
   expect(diff_dst, "diff_dst", p.dst_shape(), p, "conv_backward_weights", "the forward output");
   Tensor diff_wei = Tensor::empty(p.wei_shape(), p.dtype);
@@ -228,6 +231,7 @@ Tensor conv_backward_weights(const ConvProblem& p, const Tensor& src, const Tens
 }
 
 Tensor conv_backward_bias(const ConvProblem& p, const Tensor& diff_dst) {
+  p.validate();
   expect(diff_dst, "diff_dst", p.dst_shape(), p, "conv_backward_bias", "the forward output");
   Tensor diff_bias = Tensor::empty(p.bias_shape(), p.dtype);
   typed(p.dtype, [&](auto* tag) {

@@ -211,6 +211,27 @@ ConvProblem ConvProblem::make(const Tensor& src, const Tensor& wei, const Tensor
               options, transposed, src.dtype(), src.memory_format());
 }
 
+void ConvProblem::validate() const {
+  require(ndims >= 1 && ndims <= 3, "ConvProblem: ndims must be 1, 2 or 3, got {}", ndims);
+  require(g > 0, "ConvProblem: groups must be positive, got {}", g);
+  auto v = [&](const std::array<std::int64_t, 3>& a) {
+    return std::vector<std::int64_t>(a.begin(), a.begin() + ndims);
+  };
+  const ConvOptions o{.stride = v(stride),
+                      .padding = Padding::asymmetric(v(pad_before), v(pad_after)),
+                      .dilation = v(dilation),
+                      .groups = g,
+                      .padding_mode = padding_mode,
+                      .output_padding = v(output_padding)};
+  const ConvProblem rebuilt =
+      make(src_shape(), wei_shape(), has_bias ? std::optional(bias_shape()) : std::nullopt, o,
+           transposed, dtype, format);
+  require(rebuilt == *this,
+          "ConvProblem {} is inconsistent: its arguments give {}; build problems with "
+          "ConvProblem::make",
+          str(), rebuilt.str());
+}
+
 namespace {
 Shape make_shape(std::int64_t a, std::int64_t b, const std::array<std::int64_t, 3>& sp, int nd) {
   std::array<std::int64_t, 5> v{a, b, sp[0], sp[1], sp[2]};

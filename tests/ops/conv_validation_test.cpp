@@ -187,6 +187,21 @@ TEST(ConvValidation, SizesThatOverflow) {
   expect_error<InvalidArgument>([] { Shape{1, -3, 4}; }, {"negative size -3"});
 }
 
+TEST(ConvValidation, HandEditedProblemIsRefused) {
+  const Tensor x = Tensor::zeros({1, 4, 6, 6});
+  const Tensor w = Tensor::zeros({4, 1, 3, 3});
+  ConvProblem p = ConvProblem::make(x, w, {}, {.groups = 4});
+  p.g = 0;
+  expect_error<InvalidArgument>([&] { conv_forward(p, x, w); }, {"groups must be positive"});
+  p.g = 4;
+  p.out[0] = 5;  // not what stride, padding and kernel give
+  expect_error<InvalidArgument>([&] { conv_forward(p, x, w); },
+                                {"is inconsistent", "oh5", "oh4", "ConvProblem::make"});
+  p.out[0] = 4;
+  p.ndims = 7;
+  expect_error<InvalidArgument>([&] { conv_backward_bias(p, x); }, {"ndims must be 1, 2 or 3, got 7"});
+}
+
 TEST(ConvValidation, EmptyBatchAndChannelsAreAccepted) {
   // Batch 0 and channel count 0 give empty outputs and zero gradients, like PyTorch.
   const Tensor x = Tensor::ones({0, 4, 5, 5}, DType::F64);

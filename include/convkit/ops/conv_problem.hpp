@@ -82,6 +82,11 @@ struct ConvProblem {
   static ConvProblem make(const Tensor& src, const Tensor& wei, const Tensor& bias,
                           const ConvOptions& options, bool transposed = false);
 
+  /// Throws InvalidArgument unless the fields are exactly what make() builds from them
+  /// (the entry points call it, so a hand-edited problem cannot reach a kernel).
+  void validate() const;
+  bool operator==(const ConvProblem&) const = default;
+
   Shape src_shape() const;
   Shape wei_shape() const;
   Shape dst_shape() const;
