@@ -30,6 +30,13 @@ std::array<I, 3> right_aligned(const std::array<I, 3>& a, int nd, I fill) {
   return r;
 }
 
+// Spatial sizes of a rank 3-5 tensor, left-aligned like ConvProblem's arrays.
+std::array<I, 3> spatial_sizes(const Tensor& t) {
+  std::array<I, 3> sp{1, 1, 1};
+  for (int i = 0; i < t.dim() - 2; ++i) sp[static_cast<std::size_t>(i)] = t.size(2 + i);
+  return sp;
+}
+
 // The direct, zero-padded convolution that computes problem p, on these tensors:
 // `lo` is the direct convolution's input side, `hi` its output side. For a direct problem
 // they are (src, dst); for a transposed one (dst, src), since a transposed convolution is
@@ -43,13 +50,8 @@ ConvParams direct_params(const ConvProblem& p, const Tensor& lo, const Tensor& h
   k.g = p.g;
   k.icg = lo.size(1) / p.g;
   k.ocg = hi.size(1) / p.g;
-  std::array<I, 3> lo_sp{1, 1, 1}, hi_sp{1, 1, 1};
-  for (int i = 0; i < nd; ++i) {
-    lo_sp[static_cast<std::size_t>(i)] = lo.size(2 + i);
-    hi_sp[static_cast<std::size_t>(i)] = hi.size(2 + i);
-  }
-  k.in = right_aligned(lo_sp, nd, 1);
-  k.out = right_aligned(hi_sp, nd, 1);
+  k.in = right_aligned(spatial_sizes(lo), nd, 1);
+  k.out = right_aligned(spatial_sizes(hi), nd, 1);
   k.k = right_aligned(p.k, nd, 1);
   k.stride = right_aligned(p.stride, nd, 1);
   k.dilation = right_aligned(p.dilation, nd, 1);
@@ -120,9 +122,8 @@ void add_bias(const Tensor& dst, const Tensor& bias) {
   T* d = dst.data<T>();
   const T* b = bias.data<T>();
   const I bs = bias.stride(0);
-  std::array<I, 5> s = strides5(dst);
-  std::array<I, 3> sp{1, 1, 1};
-  for (int i = 0; i < dst.dim() - 2; ++i) sp[static_cast<std::size_t>(3 - (dst.dim() - 2) + i)] = dst.size(2 + i);
+  const std::array<I, 5> s = strides5(dst);
+  const std::array<I, 3> sp = right_aligned(spatial_sizes(dst), dst.dim() - 2, 1);
   for (I n = 0; n < dst.size(0); ++n)
     for (I c = 0; c < dst.size(1); ++c)
       for (I a = 0; a < sp[0]; ++a)
