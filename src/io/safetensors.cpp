@@ -435,6 +435,7 @@ void save_safetensors(const std::filesystem::path& path,
   for (std::size_t done = 0; done < bytes.size();) {
     const ssize_t wrote = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (wrote < 0 && errno != EINTR) give_up("writing", io_reason(errno));
+    if (wrote == 0) give_up("writing", "no progress (write returned 0)");  // never spin
     if (wrote > 0) done += static_cast<std::size_t>(wrote);
   }
   // fsync before rename: otherwise a crash can leave the new name pointing at empty blocks.

@@ -27,11 +27,9 @@ void expect_same(const Passes& a, const Passes& b, double tol, const std::string
   }
 }
 
-int problem_count(int ci) { return std::getenv("CONVKIT_FULL_SWEEP") ? ci * 25 : ci; }
-
 TEST(ConvRef, Float32AgreesWithFloat64) {
   std::mt19937_64 rng(7);
-  for (int i = 0; i < problem_count(200); ++i) {
+  for (int i = 0; i < test::sweep_size(200, 5000); ++i) {
     const ConvProblem p64 = test::random_conv(rng, DType::F64, 3000).p;
     ConvProblem p32 = p64;
     p32.dtype = DType::F32;
@@ -48,7 +46,7 @@ TEST(ConvRef, Float32AgreesWithFloat64) {
 
 TEST(ConvRef, LayoutDoesNotChangeResults) {
   std::mt19937_64 rng(8);
-  for (int i = 0; i < problem_count(100); ++i) {
+  for (int i = 0; i < test::sweep_size(100, 2500); ++i) {
     ConvProblem p = test::random_conv(rng, DType::F32, 3000).p;
     p.format = MemoryFormat::Contiguous;
     const Tensor x = test::random_src(p, i), w = test::random_wei(p, i + 1);
@@ -67,7 +65,7 @@ TEST(ConvRef, LayoutDoesNotChangeResults) {
 
 TEST(ConvRef, StridedViewsGiveTheSameResults) {
   std::mt19937_64 rng(9);
-  for (int i = 0; i < problem_count(60); ++i) {
+  for (int i = 0; i < test::sweep_size(60, 1500); ++i) {
     const ConvProblem p = test::random_conv(rng, DType::F64, 2000).p;
     // Views into larger tensors: one extra image and channel before, so that the data neither
     // starts at the storage's beginning nor is contiguous.
@@ -87,7 +85,7 @@ TEST(ConvRef, StridedViewsGiveTheSameResults) {
 TEST(ConvRef, ThreadCountDoesNotChangeResults) {
   std::mt19937_64 rng(10);
   const int threads = omp_get_max_threads();
-  for (int i = 0; i < problem_count(40); ++i) {
+  for (int i = 0; i < test::sweep_size(40, 1000); ++i) {
     const ConvProblem p = test::random_conv(rng, DType::F32, 3000).p;
     const Tensor x = test::random_src(p, i), w = test::random_wei(p, i + 1);
     const Tensor b = test::random_bias(p, i + 2), dy = test::random_dst(p, i + 3);

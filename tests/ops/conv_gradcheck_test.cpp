@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 
 #include "ops/conv_random.hpp"
 
@@ -16,9 +15,6 @@ double dot(const Tensor& a, const Tensor& b) {
   for (std::size_t i = 0; i < va.size(); ++i) s += va[i] * vb[i];
   return s;
 }
-
-// Number of random problems; CONVKIT_FULL_SWEEP=1 runs ten times as many.
-int problem_count(int ci) { return std::getenv("CONVKIT_FULL_SWEEP") ? ci * 10 : ci; }
 
 // Checks d(loss)/d(t) for loss = <r, conv(src, wei, bias)> by central differences at up to
 // `budget` elements of t (all of them when t is small), perturbing t in place.
@@ -58,14 +54,14 @@ TEST_P(ConvGradcheck, AllThreeGradientsMatchFiniteDifferences) {
   if (p.has_bias) check_gradient("diff_bias", b, conv_backward_bias(p, dy), loss, rng, p.str());
 }
 
-INSTANTIATE_TEST_SUITE_P(RandomProblems, ConvGradcheck, ::testing::Range(0, problem_count(120)));
+INSTANTIATE_TEST_SUITE_P(RandomProblems, ConvGradcheck, ::testing::Range(0, test::sweep_size(120, 1200)));
 
 TEST(ConvAdjoint, RandomProblems) {
   // <y, A x> = <A^T y, x> for the linear map A = conv(., w) without bias, in both directions:
   // backward-data must be the exact adjoint of forward, including padding modes and
   // transposed problems (whose forward is itself an adjoint).
   std::mt19937_64 rng(99);
-  for (int i = 0; i < problem_count(150); ++i) {
+  for (int i = 0; i < test::sweep_size(150, 1500); ++i) {
     auto r = test::random_conv(rng, DType::F64, 2000);
     r.p.has_bias = false;
     const ConvProblem& p = r.p;

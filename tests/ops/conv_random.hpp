@@ -2,12 +2,17 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <string>
 
 #include "convkit/ops/conv.hpp"
 
 namespace convkit::test {
+
+/// How many random problems a sweep runs: `ci` by default, `full` when the environment sets
+/// CONVKIT_FULL_SWEEP (README: the full-size run).
+inline int sweep_size(int ci, int full) { return std::getenv("CONVKIT_FULL_SWEEP") ? full : ci; }
 
 /// A random problem together with the options that built it.
 struct RandomConv {
