@@ -7,4 +7,5 @@
 #include "convkit/core/tensor.hpp"
 #include "convkit/io/safetensors.hpp"
 #include "convkit/ops/conv.hpp"
+#include "convkit/ops/conv_dispatch.hpp"
 #include "convkit/ops/conv_problem.hpp"

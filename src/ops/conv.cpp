@@ -5,12 +5,16 @@
 #include "convkit/ops/pad.hpp"
 #include "core/check.hpp"
 #include "kernels/conv/conv_list.hpp"
+#include "ops/conv_dispatch.hpp"
 
 namespace convkit {
 
 using detail::require;
 using I = std::int64_t;
 using kernels::ConvParams;
+using detail::run_conv_bwd_data;
+using detail::run_conv_bwd_weights;
+using detail::run_conv_fwd;
 
 namespace {
 
@@ -60,51 +64,6 @@ ConvParams direct_params(const ConvProblem& p, const Tensor& lo, const Tensor& h
   k.dst_s = strides5(hi);
   k.wei_s = strides5(wei);
   return k;
-}
-
-template <typename T>
-const kernels::ConvKernel<T>& pick(const ConvParams& k) {
-  for (const auto& kernel : kernels::conv_kernels<T>())
-    if (kernel.supports(k)) return kernel;
-  return kernels::conv_kernels<T>().back();  // the reference takes everything
-}
-
-// Runs `body(k_slice, n0)` for batch slices in parallel: each slice is one image, so no
-// two threads write the same output and results do not depend on the thread count.
-template <typename Body>
-void over_batch(const ConvParams& k, Body&& body) {
-  ConvParams one = k;
-  one.mb = 1;
-#pragma omp parallel for schedule(static) if (k.mb > 1)
-  for (I n = 0; n < k.mb; ++n) body(one, n);
-}
-
-template <typename T>
-void run_fwd(const ConvParams& k, const T* src, const T* wei, const T* bias, T* dst) {
-  const auto& kernel = pick<T>(k);
-  over_batch(k, [&](const ConvParams& one, I n) {
-    kernel.fwd(one, src + n * k.src_s[0], wei, bias, dst + n * k.dst_s[0]);
-  });
-}
-
-template <typename T>
-void run_bwd_data(const ConvParams& k, const T* diff_dst, const T* wei, T* diff_src) {
-  const auto& kernel = pick<T>(k);
-  over_batch(k, [&](const ConvParams& one, I n) {
-    kernel.bwd_data(one, diff_dst + n * k.dst_s[0], wei, diff_src + n * k.src_s[0]);
-  });
-}
-
-template <typename T>
-void run_bwd_weights(const ConvParams& k, const T* src, const T* diff_dst, T* diff_wei) {
-  const auto& kernel = pick<T>(k);
-  // Groups are independent slices of the weights, so they split across threads exactly.
-  ConvParams one = k;
-  one.g = 1;
-#pragma omp parallel for schedule(static) if (k.g > 1)
-  for (I gr = 0; gr < k.g; ++gr)
-    kernel.bwd_weights(one, src + gr * k.icg * k.src_s[1], diff_dst + gr * k.ocg * k.dst_s[1],
-                       diff_wei + gr * k.ocg * k.wei_s[0]);
 }
 
 void expect(const Tensor& t, const char* role, const Shape& shape, const ConvProblem& p,
@@ -168,16 +127,18 @@ Tensor conv_forward(const ConvProblem& p, const Tensor& src, const Tensor& wei,
   else
     require(!bias.defined(), "conv_forward: a bias was given but the problem was built without one");
   Tensor dst = Tensor::empty(p.dst_shape(), p.dtype, p.format);
+  // Kernels take dense (o, i, k...) weights; a strided weight view is copied once.
+  const Tensor w = wei.contiguous();
   typed(p.dtype, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if (p.transposed) {
-      const ConvParams k = direct_params(p, dst, src, wei, false);
-      run_bwd_data<T>(k, src.data<T>(), wei.data<T>(), dst.data<T>());
+      const ConvParams k = direct_params(p, dst, src, w, false);
+      run_conv_bwd_data<T>(p, k, src.data<T>(), w.data<T>(), dst.data<T>());
       if (p.has_bias) add_bias<T>(dst, bias);
     } else {
       const Tensor in = kernel_input(p, src);
-      const ConvParams k = direct_params(p, in, dst, wei, pads_a_copy(p));
-      run_fwd<T>(k, in.data<T>(), wei.data<T>(), p.has_bias ? bias.data<T>() : nullptr,
+      const ConvParams k = direct_params(p, in, dst, w, pads_a_copy(p));
+      run_conv_fwd<T>(p, k, in.data<T>(), w.data<T>(), p.has_bias ? bias.data<T>() : nullptr,
                  dst.data<T>());
     }
   });
@@ -189,24 +150,26 @@ Tensor conv_backward_data(const ConvProblem& p, const Tensor& diff_dst, const Te
   expect(diff_dst, "diff_dst", p.dst_shape(), p, "conv_backward_data", "the forward output");
   expect(wei, "wei", p.wei_shape(), p, "conv_backward_data", "the problem's wei");
   Tensor diff_src;
+  // Kernels take dense (o, i, k...) weights; a strided weight view is copied once.
+  const Tensor w = wei.contiguous();
   typed(p.dtype, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if (p.transposed) {
       diff_src = Tensor::empty(p.src_shape(), p.dtype, p.format);
-      const ConvParams k = direct_params(p, diff_dst, diff_src, wei, false);
-      run_fwd<T>(k, diff_dst.data<T>(), wei.data<T>(), nullptr, diff_src.data<T>());
+      const ConvParams k = direct_params(p, diff_dst, diff_src, w, false);
+      run_conv_fwd<T>(p, k, diff_dst.data<T>(), w.data<T>(), nullptr, diff_src.data<T>());
     } else if (pads_a_copy(p)) {
       Shape padded = p.src_shape();
       for (int i = 0; i < p.ndims; ++i)
         padded[2 + i] += p.pad_before[static_cast<std::size_t>(i)] + p.pad_after[static_cast<std::size_t>(i)];
       const Tensor diff_padded = Tensor::empty(padded, p.dtype, p.format);
-      const ConvParams k = direct_params(p, diff_padded, diff_dst, wei, true);
-      run_bwd_data<T>(k, diff_dst.data<T>(), wei.data<T>(), diff_padded.data<T>());
+      const ConvParams k = direct_params(p, diff_padded, diff_dst, w, true);
+      run_conv_bwd_data<T>(p, k, diff_dst.data<T>(), w.data<T>(), diff_padded.data<T>());
       diff_src = pad_backward(diff_padded, p.src_shape(), before_of(p), after_of(p), p.padding_mode);
     } else {
       diff_src = Tensor::empty(p.src_shape(), p.dtype, p.format);
-      const ConvParams k = direct_params(p, diff_src, diff_dst, wei, false);
-      run_bwd_data<T>(k, diff_dst.data<T>(), wei.data<T>(), diff_src.data<T>());
+      const ConvParams k = direct_params(p, diff_src, diff_dst, w, false);
+      run_conv_bwd_data<T>(p, k, diff_dst.data<T>(), w.data<T>(), diff_src.data<T>());
     }
   });
   return diff_src;
@@ -221,11 +184,11 @@ Tensor conv_backward_weights(const ConvProblem& p, const Tensor& src, const Tens
     using T = std::remove_pointer_t<decltype(tag)>;
     if (p.transposed) {
       const ConvParams k = direct_params(p, diff_dst, src, diff_wei, false);
-      run_bwd_weights<T>(k, diff_dst.data<T>(), src.data<T>(), diff_wei.data<T>());
+      run_conv_bwd_weights<T>(p, k, diff_dst.data<T>(), src.data<T>(), diff_wei.data<T>());
     } else {
       const Tensor in = kernel_input(p, src);
       const ConvParams k = direct_params(p, in, diff_dst, diff_wei, pads_a_copy(p));
-      run_bwd_weights<T>(k, in.data<T>(), diff_dst.data<T>(), diff_wei.data<T>());
+      run_conv_bwd_weights<T>(p, k, in.data<T>(), diff_dst.data<T>(), diff_wei.data<T>());
     }
   });
   return diff_wei;

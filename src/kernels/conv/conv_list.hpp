@@ -8,12 +8,27 @@
 
 namespace convkit::kernels {
 
-/// Kernel names follow XNNPACK's convention, implementation after a double underscore
-/// ("conv_f32__ref"); the C++ functions use one underscore because identifiers containing
-/// "__" are reserved.
-/// One implementation of a convolution's three data passes for element type T. `supports`
-/// says which problems it takes; the list is ordered fastest first and ends with the
-/// reference, which takes every problem.
+/// The three data passes of a convolution; a kernel may implement any subset.
+enum class ConvPass { Fwd, BwdData, BwdWeights };
+
+inline const char* pass_name(ConvPass pass) {
+  return pass == ConvPass::Fwd ? "fwd" : pass == ConvPass::BwdData ? "bwd_data" : "bwd_weights";
+}
+
+/// One implementation of some of a convolution's data passes for element type T.
+/// Names follow XNNPACK's convention, implementation after a double underscore
+/// ("dwconv2d_f32_nchw_k3s1__hwy"); C++ function names use one underscore because
+/// identifiers containing "__" are reserved.
+///
+/// Contract, which the list-driven test checks for every entry:
+/// - `supports(p)` is cheap and decides alone whether the kernel takes p; a null pass
+///   pointer means the kernel does not implement that pass.
+/// - every pass writes every element of its output (no zero-fill by the caller), reads
+///   only through the strides in p, allocates nothing and starts no threads.
+/// - results for one group do not depend on the other groups in the call, nor (for fwd and
+///   bwd_data) on the other images: src/ops/ splits calls over images and group blocks, and
+///   a given thread count must give bit-identical results.
+/// - bwd_weights reduces over the whole batch of its call in a fixed order.
 template <typename T>
 struct ConvKernel {
   const char* name;
@@ -21,10 +36,17 @@ struct ConvKernel {
   void (*fwd)(const ConvParams&, const T* src, const T* wei, const T* bias, T* dst);
   void (*bwd_data)(const ConvParams&, const T* diff_dst, const T* wei, T* diff_src);
   void (*bwd_weights)(const ConvParams&, const T* src, const T* diff_dst, T* diff_wei);
+
+  bool implements(ConvPass pass) const {
+    return pass == ConvPass::Fwd ? fwd != nullptr
+         : pass == ConvPass::BwdData ? bwd_data != nullptr
+                                     : bwd_weights != nullptr;
+  }
 };
 
 inline bool supports_everything(const ConvParams&) { return true; }
 
+/// Fastest first; the last entry is the reference, which takes every problem and pass.
 template <typename T>
 std::span<const ConvKernel<T>> conv_kernels() {
   static constexpr ConvKernel<T> list[] = {

@@ -14,7 +14,8 @@ namespace convkit::kernels {
 /// Strides are in elements and may describe any layout (NCDHW, NDHWC, strided views):
 ///   src  [n][c][d][h][w] at n*src_s[0] + c*src_s[1] + d*src_s[2] + h*src_s[3] + w*src_s[4]
 ///   dst  the same with oc channels and out sizes
-///   wei  [o][i][kd][kh][kw] with i in [0, ic/g), output channel o in group o / (oc/g)
+///   wei  [o][i][kd][kh][kw] with i in [0, ic/g), output channel o in group o / (oc/g);
+///        src/ops/ always passes wei (and diff_wei) dense in this order
 struct ConvParams {
   std::int64_t mb = 0, g = 1, icg = 0, ocg = 0;  // channels per group
   std::array<std::int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, k{1, 1, 1};

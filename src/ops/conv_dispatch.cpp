@@ -1,0 +1,191 @@
+// Picks the convolution kernel for each pass (forced, traced or fastest) and splits the
+// work into tasks for OpenMP threads.
+#include "ops/conv_dispatch.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "convkit/ops/conv_dispatch.hpp"
+#include "core/check.hpp"
+
+namespace convkit {
+
+using I = std::int64_t;
+using kernels::ConvKernel;
+using kernels::ConvParams;
+using kernels::ConvPass;
+
+namespace {
+
+struct DispatchState {
+  std::mutex mutex;
+  std::string forced;
+  bool trace = false;
+  DispatchState() {
+    if (const char* env = std::getenv("CONVKIT_CONV_KERNEL")) forced = env;
+    if (const char* env = std::getenv("CONVKIT_VERBOSE")) trace = std::strcmp(env, "0") != 0;
+  }
+};
+
+DispatchState& state() {
+  static DispatchState s;
+  return s;
+}
+
+thread_local const char* last_kernel = "";
+
+template <typename T>
+bool in_list(const std::string& name) {
+  for (const auto& kernel : kernels::conv_kernels<T>())
+    if (name == kernel.name) return true;
+  return false;
+}
+
+}  // namespace
+
+void force_conv_kernel(const std::string& name) {
+  detail::require(name.empty() || name == "ref" || in_list<float>(name) || in_list<double>(name),
+                  "force_conv_kernel: name '{}' is not \"\", \"ref\" or a kernel in the list ({})",
+                  name, fmt::format("{}", fmt::join(conv_kernel_names("f32"), ", ")));
+  std::lock_guard lock(state().mutex);
+  state().forced = name;
+}
+
+std::string forced_conv_kernel() {
+  std::lock_guard lock(state().mutex);
+  return state().forced;
+}
+
+void set_conv_trace(bool on) {
+  std::lock_guard lock(state().mutex);
+  state().trace = on;
+}
+
+std::vector<std::string> conv_kernel_names(const std::string& dtype) {
+  detail::require(dtype == "f32" || dtype == "f64",
+                  "conv_kernel_names: dtype must be \"f32\" or \"f64\", got \"{}\"", dtype);
+  std::vector<std::string> names;
+  auto add = [&](auto list) {
+    for (const auto& kernel : list) names.emplace_back(kernel.name);
+  };
+  if (dtype == "f32")
+    add(kernels::conv_kernels<float>());
+  else
+    add(kernels::conv_kernels<double>());
+  return names;
+}
+
+std::string last_conv_kernel() { return last_kernel; }
+
+namespace detail {
+
+template <typename T>
+const ConvKernel<T>& pick_conv_kernel(const ConvParams& k, ConvPass pass, const ConvProblem& p) {
+  const auto list = kernels::conv_kernels<T>();
+  std::string forced;
+  bool trace = false;
+  {
+    std::lock_guard lock(state().mutex);
+    forced = state().forced;
+    trace = state().trace;
+  }
+  const ConvKernel<T>* chosen = &list.back();  // the reference takes everything
+  for (const auto& kernel : list) {
+    if (!kernel.implements(pass) || !kernel.supports(k)) continue;
+    if (forced.empty() || forced == kernel.name) {
+      chosen = &kernel;
+      break;
+    }
+  }
+  last_kernel = chosen->name;
+  if (trace) fmt::print(stderr, "convkit: {} {} -> {}\n", kernels::pass_name(pass), p.str(), chosen->name);
+  return *chosen;
+}
+
+namespace {
+
+// How many group blocks to cut g into so that `images` x blocks gives each thread several
+// tasks; returns the block size.
+I group_block_size(I g, I images) {
+  if (g <= 1 || images <= 0) return std::max<I>(g, 1);  // nothing to split (empty problems too)
+  const I want = 4 * static_cast<I>(omp_get_max_threads());
+  const I blocks = std::clamp<I>((want + images - 1) / images, 1, g);
+  return (g + blocks - 1) / blocks;
+}
+
+}  // namespace
+
+template <typename T>
+void run_conv_fwd(const ConvProblem& p, const ConvParams& k, const T* src, const T* wei,
+                  const T* bias, T* dst) {
+  const auto& kernel = pick_conv_kernel<T>(k, ConvPass::Fwd, p);
+  const I gb = group_block_size(k.g, k.mb);
+  const I blocks = (k.g + gb - 1) / gb;
+  const I tasks = k.mb * blocks;
+#pragma omp parallel for schedule(static) if (tasks > 1)
+  for (I t = 0; t < tasks; ++t) {
+    const I n = t / blocks, g0 = (t % blocks) * gb;
+    ConvParams one = k;
+    one.mb = 1;
+    one.g = std::min(gb, k.g - g0);
+    kernel.fwd(one, src + n * k.src_s[0] + g0 * k.icg * k.src_s[1], wei + g0 * k.ocg * k.wei_s[0],
+               bias ? bias + g0 * k.ocg : nullptr, dst + n * k.dst_s[0] + g0 * k.ocg * k.dst_s[1]);
+  }
+}
+
+template <typename T>
+void run_conv_bwd_data(const ConvProblem& p, const ConvParams& k, const T* diff_dst, const T* wei,
+                       T* diff_src) {
+  const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdData, p);
+  const I gb = group_block_size(k.g, k.mb);
+  const I blocks = (k.g + gb - 1) / gb;
+  const I tasks = k.mb * blocks;
+#pragma omp parallel for schedule(static) if (tasks > 1)
+  for (I t = 0; t < tasks; ++t) {
+    const I n = t / blocks, g0 = (t % blocks) * gb;
+    ConvParams one = k;
+    one.mb = 1;
+    one.g = std::min(gb, k.g - g0);
+    kernel.bwd_data(one, diff_dst + n * k.dst_s[0] + g0 * k.ocg * k.dst_s[1],
+                    wei + g0 * k.ocg * k.wei_s[0],
+                    diff_src + n * k.src_s[0] + g0 * k.icg * k.src_s[1]);
+  }
+}
+
+template <typename T>
+void run_conv_bwd_weights(const ConvProblem& p, const ConvParams& k, const T* src,
+                          const T* diff_dst, T* diff_wei) {
+  const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdWeights, p);
+  const I gb = group_block_size(k.g, 1);
+  const I blocks = (k.g + gb - 1) / gb;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+  for (I b = 0; b < blocks; ++b) {
+    const I g0 = b * gb;
+    ConvParams one = k;
+    one.g = std::min(gb, k.g - g0);
+    kernel.bwd_weights(one, src + g0 * k.icg * k.src_s[1], diff_dst + g0 * k.ocg * k.dst_s[1],
+                       diff_wei + g0 * k.ocg * k.wei_s[0]);
+  }
+}
+
+#define CONVKIT_INSTANTIATE(T)                                                                   \
+  template const ConvKernel<T>& pick_conv_kernel<T>(const ConvParams&, ConvPass,                \
+                                                    const ConvProblem&);                         \
+  template void run_conv_fwd<T>(const ConvProblem&, const ConvParams&, const T*, const T*,      \
+                                const T*, T*);                                                   \
+  template void run_conv_bwd_data<T>(const ConvProblem&, const ConvParams&, const T*, const T*,  \
+                                     T*);                                                        \
+  template void run_conv_bwd_weights<T>(const ConvProblem&, const ConvParams&, const T*,        \
+                                        const T*, T*);
+CONVKIT_INSTANTIATE(float)
+CONVKIT_INSTANTIATE(double)
+#undef CONVKIT_INSTANTIATE
+
+}  // namespace detail
+}  // namespace convkit

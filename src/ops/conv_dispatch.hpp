@@ -1,0 +1,31 @@
+// Kernel choice and thread split for the convolution entry points (src/ops/conv.cpp).
+#pragma once
+
+#include "convkit/ops/conv_problem.hpp"
+#include "kernels/conv/conv_list.hpp"
+
+namespace convkit::detail {
+
+/// The kernel that runs `pass` of problem k: the forced one when force_conv_kernel names a
+/// kernel that supports it, else the first in the list that supports it (the reference last).
+/// Records the choice for last_conv_kernel() and prints it when tracing is on; `p` is only
+/// for that line.
+template <typename T>
+const kernels::ConvKernel<T>& pick_conv_kernel(const kernels::ConvParams& k,
+                                               kernels::ConvPass pass, const ConvProblem& p);
+
+/// Runs the passes on threads. fwd and bwd_data split into (image, group block) tasks, whose
+/// outputs are disjoint, so any split gives the same bits; bwd_weights splits into group
+/// blocks, each reduced over the whole batch by one call, so the result does not depend on
+/// the thread count either.
+template <typename T>
+void run_conv_fwd(const ConvProblem& p, const kernels::ConvParams& k, const T* src, const T* wei,
+                  const T* bias, T* dst);
+template <typename T>
+void run_conv_bwd_data(const ConvProblem& p, const kernels::ConvParams& k, const T* diff_dst,
+                       const T* wei, T* diff_src);
+template <typename T>
+void run_conv_bwd_weights(const ConvProblem& p, const kernels::ConvParams& k, const T* src,
+                          const T* diff_dst, T* diff_wei);
+
+}  // namespace convkit::detail

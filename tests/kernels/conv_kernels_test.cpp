@@ -1,0 +1,286 @@
+// Every optimized kernel in the conv list against the reference, pass by pass, over random
+// problems of each family; plus the dispatch controls and thread-count reproducibility.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "convkit/ops/conv_dispatch.hpp"
+#include "kernels/conv/conv_list.hpp"
+#include "kernels/kernel_problems.hpp"
+#include "ops/conv_random.hpp"
+#include "test_util.hpp"
+
+namespace convkit {
+namespace {
+
+using kernels::ConvKernel;
+using kernels::ConvPass;
+using test::I;
+using test::KernelProblem;
+
+constexpr double kSentinel = 1e30;  // in view gaps: must survive every call
+
+template <typename T>
+struct Buffers {
+  std::vector<T> src, dst, wei, bias;
+};
+
+// Fills the logical elements of `b` (all of them if gaps is false) with values from `draw`
+// and everything else with the sentinel.
+template <typename T, typename Draw>
+std::vector<T> fill(const test::Buffer& b, Draw&& draw) {
+  std::vector<T> v(static_cast<std::size_t>(b.size), static_cast<T>(kSentinel));
+  for (I i = b.offset; i < b.size; ++i) v[static_cast<std::size_t>(i)] = static_cast<T>(draw());
+  return v;
+}
+
+// Marks which elements of a (n, c, d, h, w) buffer belong to the tensor.
+std::vector<char> logical_mask(const test::Buffer& b, I n, I c, const std::array<I, 3>& sp,
+                               const std::array<I, 5>& s) {
+  std::vector<char> m(static_cast<std::size_t>(b.size), 0);
+  for (I a = 0; a < n; ++a)
+    for (I ch = 0; ch < c; ++ch)
+      for (I d = 0; d < sp[0]; ++d)
+        for (I h = 0; h < sp[1]; ++h)
+          for (I w = 0; w < sp[2]; ++w)
+            m[static_cast<std::size_t>(b.offset + a * s[0] + ch * s[1] + d * s[2] + h * s[3] + w * s[4])] = 1;
+  return m;
+}
+
+// One pass on one problem: runs `kernel` and the reference on the same inputs and compares.
+// With integer inputs every partial sum is exact, so results must be equal; otherwise each
+// element may differ by a bound proportional to the sum of its terms' magnitudes, which the
+// reference computes on absolute values.
+template <typename T>
+class PassCheck {
+ public:
+  PassCheck(const KernelProblem& kp, std::uint64_t seed, bool integers) : kp_(kp) {
+    std::mt19937_64 rng(seed);
+    auto draw = [&]() -> double {
+      if (integers) return static_cast<double>(std::uniform_int_distribution<int>(-3, 3)(rng));
+      return std::normal_distribution<double>(0, 1)(rng);
+    };
+    in_.src = fill<T>(kp.src, draw);
+    in_.dst = fill<T>(kp.dst, draw);
+    in_.wei = fill<T>(kp.wei, draw);
+    in_.bias = fill<T>({kp.p.g * kp.p.ocg, 0}, draw);
+    // Gaps of src and dst hold the sentinel: inputs must not read them (a read would make
+    // the result huge) and outputs must not write them.
+    const auto& p = kp.p;
+    src_mask_ = logical_mask(kp.src, p.mb, p.g * p.icg, p.in, p.src_s);
+    dst_mask_ = logical_mask(kp.dst, p.mb, p.g * p.ocg, p.out, p.dst_s);
+    for (std::size_t i = 0; i < src_mask_.size(); ++i)
+      if (!src_mask_[i]) in_.src[i] = static_cast<T>(kSentinel);
+    for (std::size_t i = 0; i < dst_mask_.size(); ++i)
+      if (!dst_mask_[i]) in_.dst[i] = static_cast<T>(kSentinel);
+    exact_ = integers;
+  }
+
+  // Returns "" when kernel agrees with ref on `pass`, else a description of the first miss.
+  std::string check(const ConvKernel<T>& kernel, const ConvKernel<T>& ref, ConvPass pass) {
+    const auto& p = kp_.p;
+    const T* bias = kp_.bias ? in_.bias.data() : nullptr;
+    auto abs_of = [](std::vector<T> v) {
+      for (auto& x : v) x = std::abs(x);
+      return v;
+    };
+    std::vector<T> got, want, bound;
+    const std::vector<char>* mask = nullptr;
+    switch (pass) {
+      case ConvPass::Fwd: {
+        got = want = std::vector<T>(in_.dst.size(), static_cast<T>(NAN));
+        restore_gaps(got, dst_mask_);
+        restore_gaps(want, dst_mask_);
+        bound = want;
+        kernel.fwd(p, in_.src.data() + kp_.src.offset, in_.wei.data(), bias, got.data() + kp_.dst.offset);
+        ref.fwd(p, in_.src.data() + kp_.src.offset, in_.wei.data(), bias, want.data() + kp_.dst.offset);
+        const auto as = abs_of(in_.src), aw = abs_of(in_.wei), ab = abs_of(in_.bias);
+        ref.fwd(p, as.data() + kp_.src.offset, aw.data(), bias ? ab.data() : nullptr, bound.data() + kp_.dst.offset);
+        mask = &dst_mask_;
+        break;
+      }
+      case ConvPass::BwdData: {
+        got = want = std::vector<T>(in_.src.size(), static_cast<T>(NAN));
+        restore_gaps(got, src_mask_);
+        restore_gaps(want, src_mask_);
+        bound = want;
+        kernel.bwd_data(p, in_.dst.data() + kp_.dst.offset, in_.wei.data(), got.data() + kp_.src.offset);
+        ref.bwd_data(p, in_.dst.data() + kp_.dst.offset, in_.wei.data(), want.data() + kp_.src.offset);
+        const auto ad = abs_of(in_.dst), aw = abs_of(in_.wei);
+        ref.bwd_data(p, ad.data() + kp_.dst.offset, aw.data(), bound.data() + kp_.src.offset);
+        mask = &src_mask_;
+        break;
+      }
+      case ConvPass::BwdWeights: {
+        got = want = std::vector<T>(in_.wei.size(), static_cast<T>(NAN));
+        bound = want;
+        kernel.bwd_weights(p, in_.src.data() + kp_.src.offset, in_.dst.data() + kp_.dst.offset, got.data());
+        ref.bwd_weights(p, in_.src.data() + kp_.src.offset, in_.dst.data() + kp_.dst.offset, want.data());
+        const auto as = abs_of(in_.src), ad = abs_of(in_.dst);
+        ref.bwd_weights(p, as.data() + kp_.src.offset, ad.data() + kp_.dst.offset, bound.data());
+        break;
+      }
+    }
+    const double eps = sizeof(T) == 4 ? 2e-6 : 1e-14;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const bool logical = mask == nullptr || (*mask)[i];
+      if (!logical) {
+        if (got[i] != static_cast<T>(kSentinel))
+          return fmt::format("wrote {} into a view gap at element {}", static_cast<double>(got[i]), i);
+        continue;
+      }
+      const double tol = exact_ ? 0.0 : eps * (static_cast<double>(bound[i]) + 1e-30) * 8;
+      const double diff = std::abs(static_cast<double>(got[i]) - static_cast<double>(want[i]));
+      if (!(diff <= tol))  // also catches NaN: an element the kernel never wrote
+        return fmt::format("element {}: got {} want {} (tolerance {}, {} inputs)", i,
+                           static_cast<double>(got[i]), static_cast<double>(want[i]), tol,
+                           exact_ ? "integer" : "normal");
+    }
+    return "";
+  }
+
+ private:
+  static void restore_gaps(std::vector<T>& v, const std::vector<char>& mask) {
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (!mask[i]) v[i] = static_cast<T>(kSentinel);
+  }
+
+  const KernelProblem& kp_;
+  Buffers<T> in_;
+  std::vector<char> src_mask_, dst_mask_;
+  bool exact_ = false;
+};
+
+// Runs `count` random problems of `family` through every optimized kernel that supports
+// them and returns, per kernel and pass, how many problems it ran.
+template <typename T>
+std::map<std::string, int> sweep(test::Family family, int count, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const auto list = kernels::conv_kernels<T>();
+  const auto& ref = list.back();
+  std::map<std::string, int> runs;
+  for (int i = 0; i < count; ++i) {
+    const KernelProblem kp = test::random_kernel_problem(rng, family);
+    const bool integers = i % 4 != 3;
+    PassCheck<T> check(kp, seed * 1000003 + static_cast<std::uint64_t>(i), integers);
+    for (std::size_t k = 0; k + 1 < list.size(); ++k) {
+      const auto& kernel = list[k];
+      if (!kernel.supports(kp.p)) continue;
+      for (ConvPass pass : {ConvPass::Fwd, ConvPass::BwdData, ConvPass::BwdWeights}) {
+        if (!kernel.implements(pass)) continue;
+        ++runs[fmt::format("{} {}", kernel.name, kernels::pass_name(pass))];
+        const std::string miss = check.check(kernel, ref, pass);
+        EXPECT_EQ(miss, "") << kernel.name << " " << kernels::pass_name(pass) << " on "
+                            << kp.str() << " (problem " << i << ", seed " << seed << ")";
+      }
+    }
+  }
+  return runs;
+}
+
+class ConvKernels : public ::testing::TestWithParam<test::Family> {};
+
+TEST_P(ConvKernels, AgreeWithTheReferenceF32) {
+  const auto runs = sweep<float>(GetParam(), test::sweep_size(300, 6000), 11 + static_cast<int>(GetParam()));
+  for (const auto& [name, n] : runs) RecordProperty(name, n);
+}
+
+TEST_P(ConvKernels, AgreeWithTheReferenceF64) {
+  sweep<double>(GetParam(), test::sweep_size(100, 2000), 21 + static_cast<int>(GetParam()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Family, ConvKernels,
+                         ::testing::Values(test::Family::Depthwise, test::Family::Dense,
+                                           test::Family::Grouped),
+                         [](const auto& p) { return std::string(test::family_name(p.param)); });
+
+// Every optimized kernel must be reached by at least one family's generator often enough,
+// or the differential test above proves nothing about it.
+TEST(ConvKernelsCoverage, EveryKernelPassIsExercised) {
+  std::map<std::string, int> total;
+  for (auto family : {test::Family::Depthwise, test::Family::Dense, test::Family::Grouped})
+    for (const auto& [name, n] : sweep<float>(family, 300, 11 + static_cast<int>(family)))
+      total[name] += n;
+  const auto list = kernels::conv_kernels<float>();
+  for (std::size_t k = 0; k + 1 < list.size(); ++k)
+    for (ConvPass pass : {ConvPass::Fwd, ConvPass::BwdData, ConvPass::BwdWeights}) {
+      if (!list[k].implements(pass)) continue;
+      const std::string key = fmt::format("{} {}", list[k].name, kernels::pass_name(pass));
+      EXPECT_GE(total[key], 10) << key << " ran on only " << total[key]
+                                << " random problems; widen the generator in kernel_problems.hpp";
+    }
+}
+
+TEST(ConvKernelList, EndsWithTheReferenceAndNamesAreUnique) {
+  const auto list = kernels::conv_kernels<float>();
+  EXPECT_EQ(std::string(list.back().name), "conv_f32__ref");
+  std::set<std::string> names;
+  for (const auto& k : list) EXPECT_TRUE(names.insert(k.name).second) << k.name << " listed twice";
+  EXPECT_EQ(std::string(kernels::conv_kernels<double>().back().name), "conv_f64__ref");
+}
+
+// ---- dispatch controls ----
+
+TEST(ConvDispatch, ForcingTheReferenceIsObeyedAndReported) {
+  const Tensor x = Tensor::uniform({2, 8, 9, 9}, -1, 1, 1);
+  const Tensor w = Tensor::uniform({8, 1, 3, 3}, -1, 1, 2);
+  force_conv_kernel("ref");
+  const Tensor y_ref = conv2d(x, w, {}, {.padding = 1, .groups = 8});
+  EXPECT_EQ(last_conv_kernel(), "conv_f32__ref");
+  force_conv_kernel("");
+  const Tensor y = conv2d(x, w, {}, {.padding = 1, .groups = 8});
+  const auto names = conv_kernel_names("f32");
+  EXPECT_NE(std::find(names.begin(), names.end(), last_conv_kernel()), names.end());
+  EXPECT_TRUE(allclose(y, y_ref, 1e-5, 1e-6));
+  EXPECT_EQ(forced_conv_kernel(), "");
+}
+
+TEST(ConvDispatch, TraceNamesThePassTheProblemAndTheKernel) {
+  const Tensor x = Tensor::uniform({1, 4, 5, 5}, -1, 1, 1);
+  const Tensor w = Tensor::uniform({4, 1, 3, 3}, -1, 1, 2);
+  force_conv_kernel("ref");
+  set_conv_trace(true);
+  ::testing::internal::CaptureStderr();
+  conv2d(x, w, {}, {.padding = 1, .groups = 4});
+  const std::string line = ::testing::internal::GetCapturedStderr();
+  set_conv_trace(false);
+  force_conv_kernel("");
+  EXPECT_NE(line.find("convkit: fwd g4mb1ic4"), std::string::npos) << line;
+  EXPECT_NE(line.find("-> conv_f32__ref"), std::string::npos) << line;
+}
+
+TEST(ConvDispatch, UnknownKernelNameIsRefused) {
+  test::expect_error<InvalidArgument>([] { force_conv_kernel("dwconv_fastest"); },
+                                      {"force_conv_kernel", "dwconv_fastest", "conv_f32__ref"});
+  EXPECT_EQ(forced_conv_kernel(), "");
+  test::expect_error<InvalidArgument>([] { conv_kernel_names("f16"); }, {"dtype", "f16"});
+}
+
+// ---- thread-count reproducibility through the public entry points ----
+
+TEST(ConvThreads, OneAndThreeThreadsGiveIdenticalBits) {
+  std::mt19937_64 rng(5);
+  const int threads = omp_get_max_threads();
+  for (int i = 0; i < test::sweep_size(60, 1000); ++i) {
+    const ConvProblem p = test::random_conv(rng, DType::F32, 6000).p;
+    const Tensor x = test::random_src(p, i), w = test::random_wei(p, i + 1);
+    const Tensor b = test::random_bias(p, i + 2), dy = test::random_dst(p, i + 3);
+    omp_set_num_threads(1);
+    const Tensor y1 = conv_forward(p, x, w, b), dx1 = conv_backward_data(p, dy, w);
+    const Tensor dw1 = conv_backward_weights(p, x, dy);
+    omp_set_num_threads(3);
+    const Tensor y3 = conv_forward(p, x, w, b), dx3 = conv_backward_data(p, dy, w);
+    const Tensor dw3 = conv_backward_weights(p, x, dy);
+    EXPECT_EQ(y1.to_vector(), y3.to_vector()) << p.str();
+    EXPECT_EQ(dx1.to_vector(), dx3.to_vector()) << p.str();
+    EXPECT_EQ(dw1.to_vector(), dw3.to_vector()) << p.str();
+  }
+  omp_set_num_threads(threads);
+}
+
+}  // namespace
+}  // namespace convkit
