@@ -2,9 +2,11 @@
 #pragma once
 
 #include <span>
+#include <type_traits>
 
 #include "kernels/conv/conv_params.hpp"
 #include "kernels/conv/conv_ref.hpp"
+#include "kernels/dwconv/dwconv_nchw_bwdw.hpp"
 
 namespace convkit::kernels {
 
@@ -49,12 +51,38 @@ inline bool supports_everything(const ConvParams&) { return true; }
 /// Fastest first; the last entry is the reference, which takes every problem and pass.
 template <typename T>
 std::span<const ConvKernel<T>> conv_kernels() {
-  static constexpr ConvKernel<T> list[] = {
-      // Optimized kernels go above this line, fastest first.
-      {sizeof(T) == 4 ? "conv_f32__ref" : "conv_f64__ref", supports_everything,
-       conv_fwd_ref<T>, conv_bwd_data_ref<T>, conv_bwd_weights_ref<T>},
-  };
-  return list;
+  if constexpr (std::is_same_v<T, float>) {
+    static constexpr ConvKernel<float> list[] = {
+        // Depthwise backward-weights, NCHW rows (dwconv_nchw_bwdw.cpp).
+        {"dwconv2d_f32_nchw_bwdw_k3s1__hwy", dwconv_nchw_bwdw_kxk_supports<3, 1>, nullptr, nullptr,
+         dwconv_nchw_bwdw_kxk_hwy<3, 1>},
+        {"dwconv2d_f32_nchw_bwdw_k3s2__hwy", dwconv_nchw_bwdw_kxk_supports<3, 2>, nullptr, nullptr,
+         dwconv_nchw_bwdw_kxk_hwy<3, 2>},
+        {"dwconv2d_f32_nchw_bwdw_k5s1__hwy", dwconv_nchw_bwdw_kxk_supports<5, 1>, nullptr, nullptr,
+         dwconv_nchw_bwdw_kxk_hwy<5, 1>},
+        {"dwconv2d_f32_nchw_bwdw_k5s2__hwy", dwconv_nchw_bwdw_kxk_supports<5, 2>, nullptr, nullptr,
+         dwconv_nchw_bwdw_kxk_hwy<5, 2>},
+        {"dwconv2d_f32_nchw_bwdw_k7s1__hwy", dwconv_nchw_bwdw_kxk_supports<7, 1>, nullptr, nullptr,
+         dwconv_nchw_bwdw_kxk_hwy<7, 1>},
+        {"dwconv2d_f32_nchw_bwdw_k7s2__hwy", dwconv_nchw_bwdw_kxk_supports<7, 2>, nullptr, nullptr,
+         dwconv_nchw_bwdw_kxk_hwy<7, 2>},
+        {"dwconv2d_f32_nchw_bwdw_large__hwy", dwconv_nchw_bwdw_large_supports, nullptr, nullptr,
+         dwconv_nchw_bwdw_large_hwy},
+        {"dwconv2d_f32_nchw_bwdw__hwy", dwconv_nchw_bwdw_generic_supports, nullptr, nullptr,
+         dwconv_nchw_bwdw_generic_hwy},
+        // Optimized kernels go above this line, fastest first.
+        {"conv_f32__ref", supports_everything, conv_fwd_ref<float>, conv_bwd_data_ref<float>,
+         conv_bwd_weights_ref<float>},
+    };
+    return list;
+  } else {
+    static constexpr ConvKernel<T> list[] = {
+        // Optimized kernels go above this line, fastest first.
+        {"conv_f64__ref", supports_everything, conv_fwd_ref<T>, conv_bwd_data_ref<T>,
+         conv_bwd_weights_ref<T>},
+    };
+    return list;
+  }
 }
 
 }  // namespace convkit::kernels
