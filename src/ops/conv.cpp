@@ -2,8 +2,13 @@
 // for a kernel, picks the kernel and splits the work across threads.
 #include "convkit/ops/conv.hpp"
 
+#include <omp.h>
+
+#include <algorithm>
+
 #include "convkit/ops/pad.hpp"
 #include "core/check.hpp"
+#include "kernels/conv/conv_bias.hpp"
 #include "kernels/conv/conv_list.hpp"
 #include "ops/conv_dispatch.hpp"
 
@@ -206,7 +211,20 @@ Tensor conv_backward_bias(const ConvProblem& p, const Tensor& diff_dst) {
     k.ocg = p.oc;
     k.out = right_aligned(p.out, p.ndims, 1);
     k.dst_s = strides5(diff_dst);
-    kernels::conv_bwd_bias_ref<T>(k, diff_dst.data<T>(), diff_bias.data<T>());
+    // Channel blocks for the threads; a channel's sum does not depend on its block. Blocks
+    // are a multiple of 16 channels so that channels-last tensors keep full vectors.
+    const I channels = p.oc;
+    const I threads = omp_get_max_threads();
+    const I block = std::max<I>(16, (channels / (4 * threads) + 15) / 16 * 16);
+    const I blocks = (channels + block - 1) / block;
+    const T* dd = diff_dst.data<T>();
+    T* db = diff_bias.data<T>();
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (I b = 0; b < blocks; ++b) {
+      ConvParams one = k;
+      one.ocg = std::min(block, channels - b * block);
+      kernels::conv_bwd_bias<T>(one, dd + b * block * k.dst_s[1], db + b * block);
+    }
   });
   return diff_bias;
 }
