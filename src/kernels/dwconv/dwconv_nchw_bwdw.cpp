@@ -249,7 +249,7 @@ void run_kxk(const ConvParams& p, const float* src, const float* diff_dst, float
   run<R, K, S == 2 ? kS2 : S>(p, src, diff_dst, diff_wei);
 }
 
-// One tap column at a time, many kernel rows: each diff_dst vector feeds R FMAs.
+// Any kernel width and dilation, one tap column at a time: each diff_dst vector feeds R FMAs.
 template <int R>
 void run_per_tap(const ConvParams& p, const float* src, const float* diff_dst, float* diff_wei) {
   if (p.stride[2] == 1)
@@ -262,7 +262,7 @@ void run_per_tap(const ConvParams& p, const float* src, const float* diff_dst, f
 
 }  // namespace
 
-// kind: K*10 + S for the specialized kernels, 1 for large kernels, 0 for the generic path.
+// kind: K*10 + S for the specialized kernels, 0 for the generic path.
 void BwdwRun(const ConvParams& p, const float* src, const float* diff_dst, float* diff_wei,
              int kind) {
   switch (kind) {
@@ -272,7 +272,6 @@ void BwdwRun(const ConvParams& p, const float* src, const float* diff_dst, float
     case 52: return run_kxk<5, 2>(p, src, diff_dst, diff_wei);
     case 71: return run_kxk<7, 1>(p, src, diff_dst, diff_wei);
     case 72: return run_kxk<7, 2>(p, src, diff_dst, diff_wei);
-    case 1: return run_per_tap<kManyRegs ? 12 : 6>(p, src, diff_dst, diff_wei);
     default: return run_per_tap<4>(p, src, diff_dst, diff_wei);
   }
 }
@@ -299,21 +298,12 @@ bool dwconv_nchw_bwdw_kxk_supports(const ConvParams& p) {
   return dwconv_nchw_bwdw_layout_ok(p) && p.k[2] == K && p.stride[2] == S;
 }
 
-bool dwconv_nchw_bwdw_large_supports(const ConvParams& p) {
-  return dwconv_nchw_bwdw_layout_ok(p) && p.k[2] >= 9 && p.stride[2] == 1;
-}
-
 bool dwconv_nchw_bwdw_generic_supports(const ConvParams& p) { return dwconv_nchw_bwdw_layout_ok(p); }
 
 template <int K, int S>
 void dwconv_nchw_bwdw_kxk_hwy(const ConvParams& p, const float* src, const float* diff_dst,
                               float* diff_wei) {
   HWY_DYNAMIC_DISPATCH(BwdwRun)(p, src, diff_dst, diff_wei, K * 10 + S);
-}
-
-void dwconv_nchw_bwdw_large_hwy(const ConvParams& p, const float* src, const float* diff_dst,
-                                float* diff_wei) {
-  HWY_DYNAMIC_DISPATCH(BwdwRun)(p, src, diff_dst, diff_wei, 1);
 }
 
 void dwconv_nchw_bwdw_generic_hwy(const ConvParams& p, const float* src, const float* diff_dst,

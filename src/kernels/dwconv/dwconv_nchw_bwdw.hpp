@@ -11,7 +11,8 @@ bool dwconv_nchw_bwdw_layout_ok(const ConvParams& p);
 
 /// Which problems each kernel takes, beyond dwconv_nchw_bwdw_layout_ok: the ones
 /// specialized for K x K at stride S need kw = K and w stride S (any kh, h stride and
-/// dilation: kernel rows are only blocked); `large` needs kw >= 9 and w stride 1; the
+/// dilation: kernel rows are only blocked); `large` (dwconv_nchw_bwdw_large.cpp) needs
+/// kw >= 9 and w dilation 1; the
 /// generic one takes every problem (w strides above 2 run scalar code).
 template <int K, int S>
 bool dwconv_nchw_bwdw_kxk_supports(const ConvParams& p);
