@@ -13,7 +13,8 @@
 // multiplied with KB shifted diff_dst vectors (ow = c + pw - kw*dw), so R + KB loads feed
 // R*KB FMAs. Stride 2 vectorizes over output columns: one diff_dst vector is shared by every
 // tap, the src lanes ow*2 + const come from two loads and an even/odd split. Columns where
-// some tap of the block would read outside the row are done by a scalar loop per tap; the
+// some tap of the block would read outside the row are done per tap, with masked vectors
+// placed inside that tap's own range (scalar code where it is shorter than a vector); the
 // last vector of a row is shifted back to end at the row end and its lanes already counted
 // are masked off, so nothing is read outside the plane and nothing is padded.
 // Sums: float vectors over one image's plane, then one lane reduction per image added into
@@ -138,11 +139,55 @@ class Block {
       const I kw = kw0_ + k;
       const I a = lo(kw), b = hi(kw, false);
       if (vlo < vhi) {
-        edge(dy, k, a, std::min(vlo, b));
-        edge(dy, k, std::max(vhi, a), b);
+        fringe(dy, k, a, std::min(vlo, b));
+        fringe(dy, k, std::max(vhi, a), b);
       } else {
-        edge(dy, k, a, b);
+        fringe(dy, k, a, b);
       }
+    }
+  }
+
+  // Columns [f0, f1) of tap column k that the block's common range left out: masked vectors
+  // placed inside the tap's own safe range where it is at least a vector long, scalar code
+  // for the rest. Wide kernels on narrow rows leave a sizable part here.
+  void fringe(const float* dy, int k, I f0, I f1) {
+    if (f0 >= f1) return;
+    const D d;
+    const I L = static_cast<I>(hn::Lanes(d));
+    const I kw = kw0_ + k, va = lo(kw), vb = hi(kw, true);
+    const I s0 = std::max(f0, va), s1 = std::min(f1, vb);
+    if (S == 0 || vb - va < L || s0 >= s1) return edge(dy, k, f0, f1);
+    edge(dy, k, f0, s0);
+    const V iota = hn::Iota(d, 0.0f);
+    for (I c = s0; c < s1; c += L) {
+      const I e = std::min(c + L, s1), start = std::min(c, vb - L);
+      const auto m = hn::And(iota >= hn::Set(d, static_cast<float>(c - start)),
+                             iota < hn::Set(d, static_cast<float>(e - start)));
+      tap(dy, k, start, m);
+    }
+    edge(dy, k, s1, f1);
+  }
+
+  // The lanes m of the vector at `start` (loop-variable space) for tap column k.
+  void tap(const float* dy, int k, I start, hn::Mask<D> m) {
+    const D d;
+    [[maybe_unused]] const I L = static_cast<I>(hn::Lanes(d));
+    const I kw = kw0_ + k;
+    if constexpr (S == 1) {
+      const V dv = hn::LoadU(d, dy + start + g_.pw - kw * g_.dw);
+      for (int r = 0; r < R; ++r)
+        if (xrow_[r])
+          acc_[r][k] = hn::Add(acc_[r][k], hn::IfThenElseZero(m, hn::Mul(hn::LoadU(d, xrow_[r] + start), dv)));
+    } else if constexpr (S == 2) {
+#if HWY_TARGET != HWY_SCALAR
+      const V dv = hn::LoadU(d, dy + start);
+      for (int r = 0; r < R; ++r) {
+        if (!xrow_[r]) continue;
+        const float* q = xrow_[r] + start * 2 - g_.pw + kw * g_.dw;
+        const V xv = hn::ConcatEven(d, hn::LoadU(d, q + L), hn::LoadU(d, q));
+        acc_[r][k] = hn::Add(acc_[r][k], hn::IfThenElseZero(m, hn::Mul(xv, dv)));
+      }
+#endif
     }
   }
 
@@ -224,8 +269,10 @@ void run(const ConvParams& p, const float* src, const float* diff_dst, float* di
   for (I o = 0; o < p.g * p.ocg; ++o) {
     const I c = o / p.ocg;
     float* w = diff_wei + o * p.wei_s[0];
-    for (I kh0 = 0; kh0 < kh; kh0 += R) {
-      const I rows = std::min<I>(R, kh - kh0);
+    // Balanced row blocks: 7 rows in blocks of at most 3 are 3 + 2 + 2, not 3 + 3 + 1.
+    const I per = (kh + (kh + R - 1) / R - 1) / ((kh + R - 1) / R);
+    for (I kh0 = 0; kh0 < kh; kh0 += per) {
+      const I rows = std::min<I>(per, kh - kh0);
       for (I kw0 = 0; kw0 < kw; kw0 += KB) {
         double tot[R][KB] = {};
         Block<R, KB, S> block(g, kh0, rows, kw0);
