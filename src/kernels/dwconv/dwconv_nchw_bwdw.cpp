@@ -26,7 +26,7 @@
 
 // Keep the compiled targets few: AVX2, AVX3 and the baseline (scalar without -m flags).
 #ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL)
+#define HWY_DISABLED_TARGETS ((HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL) & ~(HWY_BASELINE_TARGETS))
 #endif
 
 #undef HWY_TARGET_INCLUDE

@@ -19,7 +19,7 @@
 #include "kernels/dwconv/dwconv_nchw_bwdw.hpp"
 
 #ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL)
+#define HWY_DISABLED_TARGETS ((HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL) & ~(HWY_BASELINE_TARGETS))
 #endif
 
 #undef HWY_TARGET_INCLUDE
