@@ -9,11 +9,10 @@ namespace convkit::kernels {
 /// and dst rows are contiguous (w stride 1) and whose weights are dense (o, 1, kh, kw).
 bool dwconv_nchw_bwdw_layout_ok(const ConvParams& p);
 
-/// Which problems each kernel takes, beyond dwconv_nchw_bwdw_layout_ok: the ones
-/// specialized for K x K at stride S need kw = K and w stride S (any kh, h stride and
-/// dilation: kernel rows are only blocked); `large` (dwconv_nchw_bwdw_large.cpp) needs
-/// kw >= 9 and w dilation 1; the
-/// generic one takes every problem (w strides above 2 run scalar code).
+/// Which problems each kernel takes, beyond dwconv_nchw_bwdw_layout_ok: the ones made for
+/// K x K (K = 3, 5) at stride S need kw = K and w stride S (any kh, h stride and dilation:
+/// kernel rows are only blocked); `large` (dwconv_nchw_bwdw_large.cpp) needs kw >= 7 and w
+/// dilation 1; the generic one takes every problem (w strides above 2 run scalar code).
 template <int K, int S>
 bool dwconv_nchw_bwdw_kxk_supports(const ConvParams& p);
 bool dwconv_nchw_bwdw_large_supports(const ConvParams& p);

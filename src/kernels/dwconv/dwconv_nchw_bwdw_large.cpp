@@ -1,4 +1,4 @@
-// Depthwise backward-weights for large kernels (kw >= 9) on NCHW rows, float32: kernel
+// Depthwise backward-weights for large kernels (kw >= 7) on NCHW rows, float32: kernel
 // columns in vector lanes, so that narrow rows (28 wide under a 31-wide kernel) stay vectorized.
 //
 // Memory walked, per output channel o = c*ocg + m and image n (rows contiguous in w):
@@ -147,7 +147,7 @@ namespace convkit::kernels {
 HWY_EXPORT(BwdwLarge);
 
 bool dwconv_nchw_bwdw_large_supports(const ConvParams& p) {
-  return dwconv_nchw_bwdw_layout_ok(p) && p.k[2] >= 9 && p.dilation[2] == 1;
+  return dwconv_nchw_bwdw_layout_ok(p) && p.k[2] >= 7 && p.dilation[2] == 1;
 }
 
 void dwconv_nchw_bwdw_large_hwy(const ConvParams& p, const float* src, const float* diff_dst,
