@@ -183,8 +183,11 @@ int main(int argc, char** argv) {
     try {
       run(p, threads, min_time, max_reps);
     } catch (const dnnl::error& e) {
-      std::printf("{\"impl\": \"onednn\", \"str\": \"%s\", \"skipped\": \"oneDNN error: %s\"}\n",
-                  p.str.c_str(), e.what());
+      std::string why = e.what();
+      std::replace(why.begin(), why.end(), '"', '\'');  // keep the line valid JSON
+      std::printf("{\"impl\": \"onednn\", \"str\": \"%s\", \"threads\": %d, "
+                  "\"skipped\": \"oneDNN error: %s\"}\n",
+                  p.str.c_str(), threads, why.c_str());
     }
   }
   return 0;

@@ -155,7 +155,8 @@ def markdown(meta, limits, rows, prows, threads_list):
         L.append(f"| {r['family']} | `{r['str']}` | {r['threads']} | {r['pass']} | {ms(ck)} | "
                  f"{ck['kernel'] if ck else 'skipped'} | {ms(dn)} | {dn['kernel'] if dn else '—'} | "
                  f"{ratio(r['x_onednn'])} |")
-    skipped = sorted({r["skipped"] for r in meta["skipped"]})
+    skipped = sorted({f"{r['impl']} {r.get('pass', '')} `{r['str']}` ({r.get('threads', '?')} "
+                      f"threads, {r.get('format', '')}): {r['skipped']}" for r in meta["skipped"]})
     if skipped:
         L += ["", "## Skipped", ""] + [f"- {s}" for s in skipped]
     return "\n".join(L) + "\n"
@@ -169,11 +170,13 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--ref-macs", default="1e7",
+                    help="convkit times a pass that only the reference takes up to this many MACs")
     ap.add_argument("--out", required=True)
     ap.add_argument("shapes", nargs="+")
     a = ap.parse_args()
     threads_list = [int(t) for t in a.threads.split(",")]
-    min_time, max_reps = (0.05, 2) if a.quick else (0.3, 5)
+    min_time, max_reps = (0.05, 2) if a.quick else (0.2, 5)
     timing = ["--min-time", str(min_time), "--max-reps", str(max_reps)]
 
     problems = json.loads(subprocess.run([a.convkit_peer, "describe", *a.shapes], check=True,
@@ -190,10 +193,10 @@ def main():
         json.dump(problems, f)
     dnnl_file = os.path.join(tmp, "problems_onednn.txt")
     with open(dnnl_file, "w") as f:
-        for p in problems:
+        for i, p in enumerate(problems):  # named p<i>: a str may hold blanks ("[0, 1]")
             if not p["direct_zero_padded"]:
                 continue
-            vals = [p["str"], p["nd"], p["mb"], p["ic"], p["oc"], p["g"]]
+            vals = [f"p{i}", p["nd"], p["mb"], p["ic"], p["oc"], p["g"]]
             for key in ("in", "out", "k", "stride", "pad_l", "pad_r", "dil"):
                 vals += p[key]
             f.write(" ".join(str(v) for v in vals) + "\n")
@@ -203,12 +206,15 @@ def main():
         log(f"threads {t}:")
         limits[t] = json_lines([a.machine_peak, "--threads", str(t)])[0]
         log(f"  copy {limits[t]['copy_gbs']:.1f} GB/s, FMA {limits[t]['fma_gflops']:.1f} GFLOP/s")
-        records += json_lines([a.convkit_peer, "time", "--threads", str(t), *timing, shape_file])
+        records += json_lines([a.convkit_peer, "time", "--threads", str(t), *timing,
+                               "--ref-macs", a.ref_macs, shape_file])
         if not a.no_torch:
             records += json_lines(["/usr/bin/python3", os.path.join(os.path.dirname(__file__),
                                    "torch_peer.py"), "--threads", str(t), *timing, json_file])
         if a.onednn_peer:
-            records += json_lines([a.onednn_peer, "--threads", str(t), *timing, dnnl_file])
+            for r in json_lines([a.onednn_peer, "--threads", str(t), *timing, dnnl_file]):
+                r["str"] = problems[int(r["str"][1:])]["str"]
+                records.append(r)
 
     rows = build_rows(problems, records, limits, threads_list)
     prows = pass_rows(problems, records, threads_list)

@@ -3,7 +3,8 @@
 # same problems and thread counts with the machine's copy bandwidth and FMA peak measured in
 # the same run; prints the table and writes bench/results/peers-*.{md,json}.
 #
-#   bench/peers/run.sh [--quick] [--threads 1,2] [--no-torch] [--no-onednn] [SHAPE_FILE...]
+#   bench/peers/run.sh [--quick] [--threads 1,2] [--no-torch] [--no-onednn] [--ref-macs N]
+#                      [SHAPE_FILE...]
 #   (default shape files: bench/shapes/{mobilenet_v2_dw,replknet_dw,dw_misc,mobilenet_v2_pw}.txt)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -16,10 +17,11 @@ files=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick|--no-torch) args+=("$1") ;;
+    --ref-macs) args+=(--ref-macs "$2"); shift ;;
     --no-onednn) onednn=0 ;;
     --threads) threads="$2"; shift ;;
     --threads=*) threads="${1#--threads=}" ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) files+=("$1") ;;
   esac
@@ -33,7 +35,7 @@ fi
 # convkit's driver comes from the main CMake build (bench/ only, no tests or examples).
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCONVKIT_BUILD_BENCH=ON \
   -DCONVKIT_BUILD_TESTS=OFF -DCONVKIT_BUILD_EXAMPLES=OFF > /dev/null
-cmake --build "$build" --target convkit_peer
+cmake --build "$build" --target convkit_peer >&2
 # The machine limits and oneDNN's driver are built apart: oneDNN (libdnnl-dev) is a peer for
 # benchmarks only and never part of the library's build.
 mkdir -p "$build/peers"

@@ -83,7 +83,8 @@ def main():
         try:
             run(p, a.threads, a.min_time, a.max_reps)
         except RuntimeError as e:  # report and go on with the other problems
-            print(json.dumps({"impl": "torch", "str": p["str"], "skipped": str(e)[:200]}),
+            print(json.dumps({"impl": "torch", "str": p["str"], "threads": a.threads,
+                              "skipped": str(e)[:200]}),
                   flush=True)
     return 0
 
