@@ -68,13 +68,14 @@ def build_rows(problems, records, limits, threads_list):
                 ck = best(records, "convkit", p["str"], t, ck_passes)
                 th = best(records, "torch", p["str"], t, ("fwd",) if mode == "fwd" else ("fwd", "bwd"))
                 dn = best(records, "onednn", p["str"], t, ck_passes)
+                gm = best(records, "gemm", p["str"], t, ck_passes)
                 mem_s = n_passes * one_bytes / (lim["copy_gbs"] * 1e9)
                 fma_s = n_passes * one_flops / (lim["fma_gflops"] * 1e9)
                 bound = "mem" if mem_s >= fma_s else "fma"
                 row = {"family": p["family"], "name": p["name"], "str": p["str"],
                        "count": p["count"], "threads": t, "mode": mode, "bound": bound,
                        "limit_s": max(mem_s, fma_s)}
-                for key, res in (("convkit", ck), ("torch", th), ("onednn", dn)):
+                for key, res in (("convkit", ck), ("torch", th), ("onednn", dn), ("gemm", gm)):
                     row[key] = None if res is None else {"s": res[0], "format": res[1], "kernel": res[2]}
                 if ck:
                     s = ck[0]
@@ -83,6 +84,7 @@ def build_rows(problems, records, limits, threads_list):
                     row["of_limit"] = row["limit_s"] / s
                     row["x_torch"] = th[0] / s if th else None
                     row["x_onednn"] = dn[0] / s if dn else None
+                    row["x_gemm"] = gm[0] / s if gm else None
                 rows.append(row)
     return rows
 
@@ -115,7 +117,8 @@ def markdown(meta, limits, rows, prows, threads_list):
     L = [f"# convkit peer run {meta['utc']}", "",
          f"{meta['mode']} run on {meta['machine']}; problems from {', '.join(meta['shape_files'])}.",
          "Times are the best of up to N calls (ms). `x torch` / `x oneDNN` = peer time / convkit "
-         "time (above 1: convkit is faster). `rate` is GB/s for memory-bound rows (bytes = src + "
+         "time (above 1: convkit is faster); GEMM = OpenBLAS sgemm called directly on the "
+         "products a pointwise layer is. `rate` is GB/s for memory-bound rows (bytes = src + "
          "dst + wei per pass) and GFLOP/s for arithmetic-bound ones; `of limit` = the time the "
          "machine limit allows (copy bandwidth or FMA peak, measured in this run) / convkit's time.",
          "", "## Machine limits measured in this run", "",
@@ -124,8 +127,8 @@ def markdown(meta, limits, rows, prows, threads_list):
         L.append(f"| {t} | {limits[t]['copy_gbs']:.1f} | {limits[t]['fma_gflops']:.1f} |")
     L += ["", "## Forward and forward+backward", "",
           "| family | layer | problem | thr | mode | convkit ms | layout | rate | of limit "
-          "| torch ms | x torch | oneDNN ms | x oneDNN |",
-          "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+          "| torch ms | x torch | oneDNN ms | x oneDNN | GEMM ms | x GEMM |",
+          "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ck = r["convkit"]
         rate = "—"
@@ -136,16 +139,17 @@ def markdown(meta, limits, rows, prows, threads_list):
                  f"{ms(ck)} | {ck['format'] if ck else 'skipped'} | {rate} | "
                  f"{'—' if not ck else format(r['of_limit'] * 100, '.0f') + '%'} | "
                  f"{ms(r['torch'])} | {ratio(r.get('x_torch'))} | {ms(r['onednn'])} | "
-                 f"{ratio(r.get('x_onednn'))} |")
+                 f"{ratio(r.get('x_onednn'))} | {ms(r['gemm'])} | {ratio(r.get('x_gemm'))} |")
     L += ["", "## Geometric means (layers weighted by how often the network repeats them)", "",
-          "| family | thr | mode | x torch | x oneDNN | of limit | rows |", "|---|---:|---|---:|---:|---:|---:|"]
+          "| family | thr | mode | x torch | x oneDNN | x GEMM | of limit | rows |",
+          "|---|---:|---|---:|---:|---:|---:|---:|"]
     for fam in dict.fromkeys(r["family"] for r in rows):
         for t in threads_list:
             for mode in ("fwd", "fwd_bwd"):
                 sel = [r for r in rows if r["family"] == fam and r["threads"] == t
                        and r["mode"] == mode and r["convkit"]]
                 w = lambda key: geomean([r.get(key) for r in sel for _ in range(r["count"])])
-                L.append(f"| {fam} | {t} | {mode} | {ratio(w('x_torch'))} | {ratio(w('x_onednn'))} | "
+                L.append(f"| {fam} | {t} | {mode} | {ratio(w('x_torch'))} | {ratio(w('x_onednn'))} | {ratio(w('x_gemm'))} | "
                          f"{'—' if w('of_limit') is None else format(w('of_limit') * 100, '.0f') + '%'} | {len(sel)} |")
     L += ["", "## convkit against oneDNN, pass by pass", "",
           "| family | problem | thr | pass | convkit ms | kernel | oneDNN ms | oneDNN impl | x oneDNN |",
@@ -166,6 +170,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--convkit-peer", required=True)
     ap.add_argument("--onednn-peer")
+    ap.add_argument("--gemm-peer")
     ap.add_argument("--machine-peak", required=True)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--quick", action="store_true")
@@ -211,10 +216,11 @@ def main():
         if not a.no_torch:
             records += json_lines(["/usr/bin/python3", os.path.join(os.path.dirname(__file__),
                                    "torch_peer.py"), "--threads", str(t), *timing, json_file])
-        if a.onednn_peer:
-            for r in json_lines([a.onednn_peer, "--threads", str(t), *timing, dnnl_file]):
-                r["str"] = problems[int(r["str"][1:])]["str"]
-                records.append(r)
+        for driver in (a.onednn_peer, a.gemm_peer):
+            if driver:
+                for r in json_lines([driver, "--threads", str(t), *timing, dnnl_file]):
+                    r["str"] = problems[int(r["str"][1:])]["str"]
+                    records.append(r)
 
     rows = build_rows(problems, records, limits, threads_list)
     prows = pass_rows(problems, records, threads_list)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The side-by-side peer run: builds the drivers, then times convkit, PyTorch and oneDNN on the
+# The side-by-side peer run: builds the drivers, then times convkit, PyTorch, oneDNN (and
+# OpenBLAS on the pointwise layers) on the
 # same problems and thread counts with the machine's copy bandwidth and FMA peak measured in
 # the same run; prints the table and writes bench/results/peers-*.{md,json}.
 #
@@ -48,6 +49,12 @@ if [ "$onednn" = 1 ]; then
   else
     echo "run.sh: oneDNN is not installed (apt-get install libdnnl-dev); running without it" >&2
   fi
+fi
+# OpenBLAS called directly: the pointwise layers' reference speed (libopenblas-dev).
+if g++ -std=c++20 -O2 -o "$build/peers/gemm_peer" bench/peers/gemm_peer.cpp -lopenblas 2>/dev/null; then
+  onednn_args+=(--gemm-peer "$build/peers/gemm_peer")
+else
+  echo "run.sh: OpenBLAS (libopenblas-dev) not found; running without the GEMM peer" >&2
 fi
 exec /usr/bin/python3 bench/peers/run.py --convkit-peer "$build/bench/convkit_peer" \
   --machine-peak "$build/peers/machine_peak" "${onednn_args[@]}" --threads "$threads" \
