@@ -2,7 +2,9 @@
 // test per kind of malformed line (the message names the line and the bad token).
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
+#include <string>
 
 #include "convkit/ops/conv.hpp"
 #include "ops/conv_random.hpp"
@@ -107,6 +109,30 @@ TEST(ConvProblemParse, MalformedLines) {
                                 {"'pad_after' has 1 values", "2-D"});
   expect_error<InvalidArgument>([] { ConvProblem::parse("ic4ih8kh3_reflect_circular"); },
                                 {"padding mode given twice", "circular"});
+}
+
+// The benchmark shape files stay readable: every problem line parses, and the model files
+// hold the layer counts they claim (MobileNetV2: 17 depthwise, 34 pointwise layers), each
+// line named, at batch 8 (32 for dw_misc's beyond-the-LLC case).
+TEST(ConvProblemParse, BenchmarkShapeFiles) {
+  const std::string dir = std::string(CONVKIT_FIXTURE_DIR) + "/../../bench/shapes/";
+  for (const auto& [file, lines] : {std::pair{"mobilenet_v2_dw.txt", 17},
+                                    std::pair{"mobilenet_v2_pw.txt", 34},
+                                    std::pair{"replknet_dw.txt", 2}, std::pair{"dw_misc.txt", 5}}) {
+    std::ifstream in(dir + file);
+    ASSERT_TRUE(in) << "cannot read " << dir + file;
+    int problems = 0;
+    for (std::string line; std::getline(in, line);) {
+      if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      std::string name;
+      const ConvProblem p = ConvProblem::parse(line, DType::F32, MemoryFormat::Contiguous, &name);
+      EXPECT_FALSE(name.empty()) << file << ": " << line;
+      EXPECT_TRUE(p.mb == 8 || p.mb == 32) << "batch 8 (32 for the beyond-LLC case): " << line;
+      ++problems;
+    }
+    EXPECT_EQ(problems, lines) << file;
+  }
 }
 
 }  // namespace
