@@ -69,13 +69,15 @@ def build_rows(problems, records, limits, threads_list):
                 th = best(records, "torch", p["str"], t, ("fwd",) if mode == "fwd" else ("fwd", "bwd"))
                 dn = best(records, "onednn", p["str"], t, ck_passes)
                 gm = best(records, "gemm", p["str"], t, ck_passes)
+                kk = best(records, "convkit_kernel", p["str"], t, ck_passes)
                 mem_s = n_passes * one_bytes / (lim["copy_gbs"] * 1e9)
                 fma_s = n_passes * one_flops / (lim["fma_gflops"] * 1e9)
                 bound = "mem" if mem_s >= fma_s else "fma"
                 row = {"family": p["family"], "name": p["name"], "str": p["str"],
                        "count": p["count"], "threads": t, "mode": mode, "bound": bound,
                        "limit_s": max(mem_s, fma_s)}
-                for key, res in (("convkit", ck), ("torch", th), ("onednn", dn), ("gemm", gm)):
+                for key, res in (("convkit", ck), ("torch", th), ("onednn", dn), ("gemm", gm),
+                                 ("convkit_kernel", kk)):
                     row[key] = None if res is None else {"s": res[0], "format": res[1], "kernel": res[2]}
                 if ck:
                     s = ck[0]
@@ -85,6 +87,8 @@ def build_rows(problems, records, limits, threads_list):
                     row["x_torch"] = th[0] / s if th else None
                     row["x_onednn"] = dn[0] / s if dn else None
                     row["x_gemm"] = gm[0] / s if gm else None
+                if kk:
+                    row["kernel_of_limit"] = row["limit_s"] / kk[0]
                 rows.append(row)
     return rows
 
@@ -109,6 +113,10 @@ def ms(x):
     return "—" if x is None else f"{x['s'] * 1e3:.3f}"
 
 
+def pct(x):
+    return "—" if x is None else f"{x * 100:.0f}%"
+
+
 def ratio(x):
     return "—" if x is None else f"{x:.2f}x"
 
@@ -117,7 +125,9 @@ def markdown(meta, limits, rows, prows, threads_list):
     L = [f"# convkit peer run {meta['utc']}", "",
          f"{meta['mode']} run on {meta['machine']}; problems from {', '.join(meta['shape_files'])}.",
          "Times are the best of up to N calls (ms). `x torch` / `x oneDNN` = peer time / convkit "
-         "time (above 1: convkit is faster); GEMM = OpenBLAS sgemm called directly on the "
+         "time (above 1: convkit is faster); convkit is timed through its public API, which "
+         "allocates each output, and `kernel-only` through the same dispatch and threads into "
+         "outputs allocated once; GEMM = OpenBLAS sgemm called directly on the "
          "products a pointwise layer is. `rate` is GB/s for memory-bound rows (bytes = src + "
          "dst + wei per pass) and GFLOP/s for arithmetic-bound ones; `of limit` = the time the "
          "machine limit allows (copy bandwidth or FMA peak, measured in this run) / convkit's time.",
@@ -127,8 +137,9 @@ def markdown(meta, limits, rows, prows, threads_list):
         L.append(f"| {t} | {limits[t]['copy_gbs']:.1f} | {limits[t]['fma_gflops']:.1f} |")
     L += ["", "## Forward and forward+backward", "",
           "| family | layer | problem | thr | mode | convkit ms | layout | rate | of limit "
+          "| kernel-only ms | of limit "
           "| torch ms | x torch | oneDNN ms | x oneDNN | GEMM ms | x GEMM |",
-          "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+          "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ck = r["convkit"]
         rate = "—"
@@ -137,7 +148,8 @@ def markdown(meta, limits, rows, prows, threads_list):
         name = r["name"] + (f" (x{r['count']})" if r["count"] > 1 else "")
         L.append(f"| {r['family']} | {name} | `{r['str']}` | {r['threads']} | {r['mode']} | "
                  f"{ms(ck)} | {ck['format'] if ck else 'skipped'} | {rate} | "
-                 f"{'—' if not ck else format(r['of_limit'] * 100, '.0f') + '%'} | "
+                 f"{pct(r.get('of_limit'))} | {ms(r['convkit_kernel'])} | "
+                 f"{pct(r.get('kernel_of_limit'))} | "
                  f"{ms(r['torch'])} | {ratio(r.get('x_torch'))} | {ms(r['onednn'])} | "
                  f"{ratio(r.get('x_onednn'))} | {ms(r['gemm'])} | {ratio(r.get('x_gemm'))} |")
     L += ["", "## Geometric means (layers weighted by how often the network repeats them)", "",
