@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The side-by-side peer run: builds the drivers, then times convkit, PyTorch, oneDNN (and
-# OpenBLAS on the pointwise layers) on the
-# same problems and thread counts with the machine's copy bandwidth and FMA peak measured in
-# the same run; prints the table and writes bench/results/peers-*.{md,json}.
+# OpenBLAS on the pointwise layers) on the same problems and thread counts, with the machine's
+# copy bandwidth and FMA peak measured in the same run; prints the table and writes
+# bench/results/peers-*.{md,json}. --quick: the first problem of each shape file, 2 reps.
 #
 #   bench/peers/run.sh [--quick] [--threads 1,2] [--no-torch] [--no-onednn] [--ref-macs N]
 #                      [SHAPE_FILE...]
@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     --no-onednn) onednn=0 ;;
     --threads) threads="$2"; shift ;;
     --threads=*) threads="${1#--threads=}" ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) files+=("$1") ;;
   esac
