@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "convkit/core/tensor.hpp"
@@ -96,6 +97,25 @@ struct ConvProblem {
   std::int64_t macs() const;
   /// benchdnn-style description, e.g. "g32mb8ic32ih112iw112oc32kh3kw3sh1sw1ph1pw1".
   std::string str() const;
+
+  /// Reads a benchdnn-style line, the inverse of str(): parse(p.str(), p.dtype, p.format)
+  /// equals p except has_bias, which the text does not carry (parse gives false).
+  ///   ConvProblem::parse("g32mb8ic32ih112oc32kh3ph1")  // iw = ih, kw = kh, ...
+  /// Letters: mb g ic oc, then i o k s p d followed by d/h/w (input, output, kernel,
+  /// stride, padding before, dilation written as skipped taps, d - 1). Tokens may be
+  /// separated by '_' and surrounding blanks are ignored. The problem is 3-D when a depth
+  /// letter appears, else 2-D when a height letter appears, else 1-D. Defaults as in
+  /// benchdnn: mb 2, g 1, oc = ic, stride 1, padding 0, dilation 0; a missing size copies
+  /// the other sizes of its kind (iw = ih, kw = kh, ...). ic, the input size and the kernel
+  /// size are required. Output sizes are optional; when given they must equal the computed
+  /// ones. Suffixes written by str(): "_pad_after[a, b]", "_reflect" / "_replicate" /
+  /// "_circular", "_transposed_op[a, b]". A name n"..." (benchdnn) may appear anywhere;
+  /// it is stored in *name when name is not null.
+  /// Throws InvalidArgument naming the line and the bad token for malformed text, and
+  /// make()'s message (with the line) for an invalid problem.
+  static ConvProblem parse(std::string_view line, DType dtype = DType::F32,
+                           MemoryFormat format = MemoryFormat::Contiguous,
+                           std::string* name = nullptr);
 };
 
 }  // namespace convkit
