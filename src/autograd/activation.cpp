@@ -1,6 +1,8 @@
 // Differentiable activations (relu family, sigmoid family, tanh) and softmax/log_softmax.
 // Derivatives at the kinks are PyTorch's: relu and relu6 pass nothing at 0 and 6, hardsigmoid
-// nothing at +-3, hardswish x/3 + 1/2 on [-3, 3) (so -1/2 at -3 and 1 at 3).
+// nothing at +-3, hardswish x/3 + 1/2 on [-3, 3) (so -1/2 at -3 and 1 at 3: the vectorized
+// CPU kernel's choice, which every tensor of more than a few elements takes; PyTorch's scalar
+// tail loop would give 3/2 at exactly 3).
 #include <algorithm>
 #include <cmath>
 
