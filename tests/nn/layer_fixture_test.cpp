@@ -108,8 +108,8 @@ TEST_P(LayerFixture, ForwardAndGradientsMatchPyTorch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Nn, LayerFixture, ::testing::ValuesIn(layer_names()),
-                         [](const auto& info) {
-                           std::string s = info.param;
+                         [](const auto& param_info) {
+                           std::string s = param_info.param;
                            for (char& c : s)
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            return s;
