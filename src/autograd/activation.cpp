@@ -1,6 +1,8 @@
 // Differentiable activations (relu family, sigmoid family, tanh) and softmax/log_softmax.
 // Derivatives at the kinks are PyTorch's: relu and relu6 pass nothing at 0 and 6, hardsigmoid
-// nothing at +-3, hardswish (x/3 + 1/2) on [-3, 3] inclusive.
+// nothing at +-3, hardswish x/3 + 1/2 on [-3, 3) (so -1/2 at -3 and 1 at 3: the vectorized
+// CPU kernel's choice, which every tensor of more than a few elements takes; PyTorch's scalar
+// tail loop would give 3/2 at exactly 3).
 #include <algorithm>
 #include <cmath>
 
@@ -69,7 +71,7 @@ Variable hardswish(const Variable& x) {
       x, "hardswish", [](double v) { return v * std::min(std::max(v + 3, 0.0), 6.0) / 6; },
       [](double v) {
         if (v < -3) return 0.0;
-        if (v <= 3) return v / 3 + 0.5;
+        if (v < 3) return v / 3 + 0.5;
         return 1.0;
       });
 }

@@ -1,4 +1,6 @@
 // Differentiable convolutions, direct and transposed, through the ops-level entry points.
+#include <string>
+
 #include "autograd/tensor_math.hpp"
 #include "convkit/autograd/functional.hpp"
 #include "convkit/ops/conv.hpp"
@@ -8,6 +10,19 @@ namespace convkit::ag {
 using detail::require;
 
 namespace {
+
+// ConvProblem::make, with its refusals renamed after the functional op ("conv2d: ...").
+ConvProblem make_problem(const Tensor& x, const Tensor& w, const Tensor& b,
+                         const ConvOptions& options, bool transposed, const char* name) {
+  try {
+    return ConvProblem::make(x, w, b, options, transposed);
+  } catch (const InvalidArgument& e) {
+    std::string what = e.what();
+    for (const std::string prefix : {"conv_transpose: ", "conv: "})
+      if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+    throw InvalidArgument(std::string(name) + ": " + what);
+  }
+}
 
 // Builds the problem from the tensors, runs conv_forward, and records conv_backward_data,
 // conv_backward_weights and conv_backward_bias for the inputs that need them.
@@ -19,7 +34,7 @@ Variable conv(const Variable& x, const Variable& w, const Variable& b, const Con
           rank - 2, x.shape().str());
   const Tensor tx = x.value(), tw = w.value();
   const Tensor tb = b.defined() ? b.value() : Tensor();
-  const ConvProblem p = ConvProblem::make(tx, tw, tb, options, transposed);
+  const ConvProblem p = make_problem(tx, tw, tb, options, transposed, name);
   Tensor y = conv_forward(p, tx, tw, tb);
   const bool gx = x.requires_grad(), gw = w.requires_grad(), gb = b.requires_grad();
   return Variable::from_op(

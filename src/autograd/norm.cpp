@@ -41,94 +41,105 @@ Variable batch_norm(const Variable& x, const Tensor& running_mean, const Tensor&
   if (bias.defined()) require_channel_vector(bias.value(), channels, "bias");
   require(eps > 0, "batch_norm: eps must be positive, got {}", eps);
 
-  // Per channel: the mean and 1/sqrt(var + eps) used to normalize.
-  std::vector<double> mean(static_cast<std::size_t>(channels)),
-      invstd(static_cast<std::size_t>(channels));
-  const std::vector<double> xs = tx.to_vector();
-  auto at = [&](I b, I c, I s) { return static_cast<std::size_t>((b * channels + c) * spatial + s); };
-  if (training) {
+  // Per channel: the mean and 1/sqrt(var + eps) used to normalize; x is read as
+  // (n, channels, spatial) with spatial contiguous.
+  const auto cs = static_cast<std::size_t>(channels);
+  std::vector<double> mean(cs), invstd(cs);
+  const std::vector<double> w = weight.defined() ? weight.value().to_vector()
+                                                 : std::vector<double>(cs, 1.0);
+  const std::vector<double> bv = bias.defined() ? bias.value().to_vector()
+                                                : std::vector<double>(cs, 0.0);
+  if (training)
     require(count > 1,
             "batch_norm: expected more than 1 value per channel when training, got input of "
             "shape {}",
             tx.shape().str());
-    for (I c = 0; c < channels; ++c) {
-      double s = 0;
-      for (I b = 0; b < n; ++b)
-        for (I k = 0; k < spatial; ++k) s += xs[at(b, c, k)];
-      const double m = s / static_cast<double>(count);
-      double v = 0;
-      for (I b = 0; b < n; ++b)
-        for (I k = 0; k < spatial; ++k) v += (xs[at(b, c, k)] - m) * (xs[at(b, c, k)] - m);
-      const double biased = v / static_cast<double>(count);
-      mean[static_cast<std::size_t>(c)] = m;
-      invstd[static_cast<std::size_t>(c)] = 1.0 / std::sqrt(biased + eps);
-      if (running_mean.defined()) {
-        const double unbiased = v / static_cast<double>(count - 1);
-        const auto ci = c;
-        running_mean.set_flat(ci, (1 - momentum) * running_mean.get_flat(ci) + momentum * m);
-        running_var.set_flat(ci, (1 - momentum) * running_var.get_flat(ci) + momentum * unbiased);
-      }
-    }
-  } else {
+  else
     require(running_mean.defined(),
             "batch_norm: eval mode (training = false) needs running_mean and running_var");
-    for (I c = 0; c < channels; ++c) {
-      mean[static_cast<std::size_t>(c)] = running_mean.get_flat(c);
-      invstd[static_cast<std::size_t>(c)] = 1.0 / std::sqrt(running_var.get_flat(c) + eps);
-    }
-  }
-  const std::vector<double> w = weight.defined() ? weight.value().to_vector()
-                                                 : std::vector<double>(static_cast<std::size_t>(channels), 1.0);
-  const std::vector<double> bv = bias.defined() ? bias.value().to_vector()
-                                                : std::vector<double>(static_cast<std::size_t>(channels), 0.0);
   Tensor y = Tensor::empty(tx.shape(), tx.dtype());
   detail::visit_float(tx.dtype(), "batch_norm", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
+    const T* px = tx.data<T>();
     T* py = y.data<T>();
-    for (I b = 0; b < n; ++b)
-      for (I c = 0; c < channels; ++c) {
-        const auto cc = static_cast<std::size_t>(c);
-        for (I k = 0; k < spatial; ++k)
-          py[at(b, c, k)] = static_cast<T>((xs[at(b, c, k)] - mean[cc]) * invstd[cc] * w[cc] + bv[cc]);
+    for (I c = 0; c < channels; ++c) {
+      const auto cc = static_cast<std::size_t>(c);
+      if (training) {
+        double s = 0;
+        for (I b = 0; b < n; ++b) {
+          const T* row = px + (b * channels + c) * spatial;
+          for (I k = 0; k < spatial; ++k) s += row[k];
+        }
+        const double m = s / static_cast<double>(count);
+        double v = 0;  // two passes: no cancellation for large means
+        for (I b = 0; b < n; ++b) {
+          const T* row = px + (b * channels + c) * spatial;
+          for (I k = 0; k < spatial; ++k) v += (row[k] - m) * (row[k] - m);
+        }
+        mean[cc] = m;
+        invstd[cc] = 1.0 / std::sqrt(v / static_cast<double>(count) + eps);
+        if (running_mean.defined()) {
+          const double unbiased = v / static_cast<double>(count - 1);
+          running_mean.set_flat(c, (1 - momentum) * running_mean.get_flat(c) + momentum * m);
+          running_var.set_flat(c, (1 - momentum) * running_var.get_flat(c) + momentum * unbiased);
+        }
+      } else {
+        mean[cc] = running_mean.get_flat(c);
+        invstd[cc] = 1.0 / std::sqrt(running_var.get_flat(c) + eps);
       }
+      // y = x * scale + shift
+      const double scale = invstd[cc] * w[cc], shift = bv[cc] - mean[cc] * scale;
+      for (I b = 0; b < n; ++b) {
+        const T* row = px + (b * channels + c) * spatial;
+        T* out = py + (b * channels + c) * spatial;
+        for (I k = 0; k < spatial; ++k) out[k] = static_cast<T>(row[k] * scale + shift);
+      }
+    }
   });
   const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.requires_grad();
   return Variable::from_op(
       y, {x, weight, bias},
       [tx, mean, invstd, w, training, gx, gw, gb, n, channels, spatial,
        count](const Tensor& g) -> std::vector<Tensor> {
-        const std::vector<double> gs = g.to_vector(), xs2 = tx.to_vector();
-        auto idx = [&](I b, I c, I s) {
-          return static_cast<std::size_t>((b * channels + c) * spatial + s);
-        };
-        std::vector<double> dx(gx ? gs.size() : 0), dw(static_cast<std::size_t>(channels)),
-            db(static_cast<std::size_t>(channels));
-        for (I c = 0; c < channels; ++c) {
-          const auto cc = static_cast<std::size_t>(c);
-          double sum_g = 0, sum_gx = 0;
-          for (I b = 0; b < n; ++b)
-            for (I k = 0; k < spatial; ++k) {
-              const double xhat = (xs2[idx(b, c, k)] - mean[cc]) * invstd[cc];
-              sum_g += gs[idx(b, c, k)];
-              sum_gx += gs[idx(b, c, k)] * xhat;
+        const Tensor gc = g.to(tx.dtype()).contiguous();
+        Tensor dx = gx ? Tensor::empty(tx.shape(), tx.dtype()) : Tensor();
+        const auto cs2 = static_cast<std::size_t>(channels);
+        std::vector<double> dw(cs2), db(cs2);
+        detail::visit_float(tx.dtype(), "batch_norm", [&](auto* tag) {
+          using T = std::remove_pointer_t<decltype(tag)>;
+          const T* px = tx.data<T>();
+          const T* pg = gc.data<T>();
+          for (I c = 0; c < channels; ++c) {
+            const auto cc = static_cast<std::size_t>(c);
+            const double m = mean[cc], is = invstd[cc];
+            double sum_g = 0, sum_gx = 0;  // sum of g and of g * xhat
+            for (I b = 0; b < n; ++b) {
+              const I base = (b * channels + c) * spatial;
+              for (I k = 0; k < spatial; ++k) {
+                sum_g += pg[base + k];
+                sum_gx += pg[base + k] * ((px[base + k] - m) * is);
+              }
             }
-          dw[cc] = sum_gx;
-          db[cc] = sum_g;
-          if (!gx) continue;
-          const double cnt = static_cast<double>(count);
-          for (I b = 0; b < n; ++b)
-            for (I k = 0; k < spatial; ++k) {
-              const std::size_t i = idx(b, c, k);
-              const double xhat = (xs2[i] - mean[cc]) * invstd[cc];
-              // Training: the batch statistics depend on x too, hence the two mean terms.
-              dx[i] = training ? w[cc] * invstd[cc] * (gs[i] - sum_g / cnt - xhat * sum_gx / cnt)
-                               : w[cc] * invstd[cc] * gs[i];
+            dw[cc] = sum_gx;
+            db[cc] = sum_g;
+            if (!gx) continue;
+            // Training: the batch statistics depend on x too, hence the two mean terms.
+            const double cnt = static_cast<double>(count);
+            const double mg = training ? sum_g / cnt : 0, mgx = training ? sum_gx / cnt : 0;
+            const double k0 = w[cc] * is;
+            T* pd = dx.data<T>();
+            for (I b = 0; b < n; ++b) {
+              const I base = (b * channels + c) * spatial;
+              for (I k = 0; k < spatial; ++k) {
+                const double xhat = (px[base + k] - m) * is;
+                pd[base + k] = static_cast<T>(k0 * (pg[base + k] - mg - xhat * mgx));
+              }
             }
-        }
-        const Shape cs{channels};
-        return {gx ? Tensor::from_values(tx.shape(), dx, tx.dtype()) : Tensor(),
-                gw ? Tensor::from_values(cs, dw, tx.dtype()) : Tensor(),
-                gb ? Tensor::from_values(cs, db, tx.dtype()) : Tensor()};
+          }
+        });
+        const Shape shape_c{channels};
+        return {dx, gw ? Tensor::from_values(shape_c, dw, tx.dtype()) : Tensor(),
+                gb ? Tensor::from_values(shape_c, db, tx.dtype()) : Tensor()};
       },
       "batch_norm");
 }

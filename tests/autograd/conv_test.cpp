@@ -5,6 +5,7 @@
 
 #include "autograd/ag_test_util.hpp"
 #include "convkit/ops/conv.hpp"
+#include "test_util.hpp"
 
 namespace convkit::ag {
 namespace {
@@ -123,7 +124,10 @@ TEST(ConvAutograd, ForwardMatchesTheOpsLevelCall) {
 TEST(ConvAutograd, RefusesTheWrongRank) {
   const Variable x = rnd({1, 2, 5, 5}, 1), w = rnd({2, 2, 3}, 2);
   EXPECT_THROW(conv1d(x, w), InvalidArgument);
-  EXPECT_THROW(conv2d(x, rnd({2, 3, 3, 3}, 2)), InvalidArgument);  // channels mismatch
+  convkit::test::expect_error<InvalidArgument>([&] { conv2d(x, rnd({2, 3, 3, 3}, 2)); },
+                                               {"conv2d:", "[2, 3, 3, 3]"});
+  convkit::test::expect_error<InvalidArgument>(
+      [&] { conv_transpose2d(x, rnd({3, 2, 3, 3}, 2)); }, {"conv_transpose2d:", "[3, 2, 3, 3]"});
 }
 
 }  // namespace
