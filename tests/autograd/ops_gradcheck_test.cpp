@@ -73,6 +73,11 @@ TEST(ShapeGrad, MatmulAndLinear) {
   expect_gradcheck([](const V& v) { return linear(v[0], v[1], v[2]); }, {x, w, bias});
   expect_gradcheck([](const V& v) { return linear(v[0], v[1]); }, {a, w});
   EXPECT_EQ(linear(a, w, bias).shape(), (Shape{2, 3, 3}));
+  // An empty inner dimension gives zeros, like PyTorch.
+  const Variable e = linear(rnd({2, 0}, 1), rnd({3, 0}, 2), bias);
+  EXPECT_EQ(e.shape(), (Shape{2, 3}));
+  EXPECT_EQ(e.value().get({1, 2}), bias.value().get({2}));
+  EXPECT_EQ(matmul(rnd({3, 0}, 1), rnd({0, 2}, 2)).shape(), (Shape{3, 2}));
   convkit::test::expect_error<InvalidArgument>([&] { matmul(m, m); }, {"matmul", "[3, 4]"});
   convkit::test::expect_error<InvalidArgument>([&] { linear(x, rnd({3, 5}, 1)); },
                                                {"linear", "[2, 4]", "[3, 5]"});
