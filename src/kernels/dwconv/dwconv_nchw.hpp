@@ -21,7 +21,8 @@ template <int K, int S>
 void dwconv_nchw_kxk_bwd_data_hwy(const ConvParams& p, const float* diff_dst, const float* wei,
                                   float* diff_src);
 
-/// Large kernels (kw >= 9, any kh) at stride 1 and dilation 1: register-blocked sliding rows.
+/// Large kernels (9 <= kw <= 63, any kh) at stride 1 and dilation 1: tiles of output rows
+/// x vectors in registers, each input load shared by the rows of a tile.
 bool dwconv_nchw_large_supports(const ConvParams& p);
 void dwconv_nchw_large_fwd_hwy(const ConvParams& p, const float* src, const float* wei, const float* bias,
                                float* dst);

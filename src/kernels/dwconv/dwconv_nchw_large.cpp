@@ -1,6 +1,6 @@
 // Depthwise NCHW kernels for large kernels (kw >= 9, e.g. RepLKNet's 13x13 and 31x31) at
-// stride 1: the sliding-row engine with wide register blocks (forward with bias,
-// backward-data as the flipped-kernel forward).
+// stride 1: tiles of output rows x vectors in registers sharing each input load (forward
+// with bias, backward-data as the flipped-kernel forward).
 #include "kernels/dwconv/dwconv_nchw.hpp"
 
 #ifndef HWY_DISABLED_TARGETS
@@ -12,22 +12,23 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
-#include "kernels/dwconv/dwconv_nchw_rows-inl.hpp"
+#include "kernels/dwconv/dwconv_nchw_tile-inl.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace convkit::kernels {
 namespace HWY_NAMESPACE {
 
-// Each tap costs one broadcast for N multiply-adds whose loads fold into the FMA; 16
-// registers hold 4 accumulators plus temporaries, 32 hold more.
-constexpr int kLargeN = dwnchw::kManyRegs ? 4 : 4;
+// Tiles of R output rows x N vectors: AVX-512's 32 registers hold 4 x 2 accumulators of 16
+// lanes (a 28-wide row in one tile) with room to spare, AVX2's 16 hold 2 x 4 of 8 lanes.
+constexpr int kRows = dwnchw::kManyRegs ? 4 : 2;
+constexpr int kVecs = dwnchw::kManyRegs ? 2 : 4;
 
 void LargeFwd(const ConvParams& p, const float* src, const float* wei, const float* bias, float* dst) {
-  dwnchw::FwdAll<0, 1, true, kLargeN>(p, src, wei, bias, dst);
+  dwnchw::TileFwdAll<kRows, kVecs>(p, src, wei, bias, dst);
 }
 
 void LargeBwdData(const ConvParams& p, const float* diff_dst, const float* wei, float* diff_src) {
-  dwnchw::BwdDataFlipAll<0, true, kLargeN>(p, diff_dst, wei, diff_src);
+  dwnchw::TileBwdDataAll<kRows, kVecs>(p, diff_dst, wei, diff_src);
 }
 
 }  // namespace HWY_NAMESPACE

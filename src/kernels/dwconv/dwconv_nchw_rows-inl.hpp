@@ -50,6 +50,8 @@ class Rows {
       x_top_ = x_ + top * g_.x_row;
       float* y = y_ + oy * g_.y_row;
       I ox0 = 0;
+      // Single vectors across the left padding, so that the wide blocks run interior.
+      for (; ox0 < g_.ow && ox0 < first_; ox0 += L) Block<1>(ox0, y);
       for (; ox0 + N * L <= g_.ow; ox0 += N * L) Block<N>(ox0, y);
       for (; ox0 < g_.ow; ox0 += L) Block<1>(ox0, y);
     }

@@ -22,8 +22,9 @@ template bool dwconv_nchw_kxk_supports<7, 1>(const ConvParams&);
 template bool dwconv_nchw_kxk_supports<7, 2>(const ConvParams&);
 
 bool dwconv_nchw_large_supports(const ConvParams& p) {
-  return dwconv_nchw_layout_ok(p) && p.k[2] >= 9 && p.stride[1] == 1 && p.stride[2] == 1 &&
-         p.dilation[1] == 1 && p.dilation[2] == 1;
+  // The tile engine's zero weight row bounds kw (dwconv_nchw_tile-inl.hpp: kTileMaxKw).
+  return dwconv_nchw_layout_ok(p) && p.k[2] >= 9 && p.k[2] <= 63 && p.wei_s[4] == 1 &&
+         p.stride[1] == 1 && p.stride[2] == 1 && p.dilation[1] == 1 && p.dilation[2] == 1;
 }
 
 bool dwconv_nchw_generic_supports(const ConvParams& p) { return dwconv_nchw_layout_ok(p); }
