@@ -19,8 +19,9 @@ namespace convkit::kernels {
 namespace HWY_NAMESPACE {
 
 // Tiles of R output rows x N vectors: AVX-512's 32 registers hold 4 x 2 accumulators of 16
-// lanes (a 28-wide row in one tile) with room to spare, AVX2's 16 hold 2 x 4 of 8 lanes.
-constexpr int kRows = dwnchw::kManyRegs ? 4 : 2;
+// lanes (a 28-wide row in one tile) with room to spare, AVX2's 16 hold 3 x 4 of 8 lanes
+// (measured faster than 2 x 4 despite the tight fit).
+constexpr int kRows = dwnchw::kManyRegs ? 4 : 3;
 constexpr int kVecs = dwnchw::kManyRegs ? 2 : 4;
 
 void LargeFwd(const ConvParams& p, const float* src, const float* wei, const float* bias, float* dst) {

@@ -51,7 +51,9 @@ class Rows {
       float* y = y_ + oy * g_.y_row;
       I ox0 = 0;
       // Single vectors across the left padding, so that the wide blocks run interior.
-      for (; ox0 < g_.ow && ox0 < first_; ox0 += L) Block<1>(ox0, y);
+      // Peel only when wide blocks then fit inside the row; small rows are one edge block.
+      const bool peel = (CeilDiv(first_, L) + N) * L <= std::min(limit_, g_.ow);
+      for (; peel && ox0 < first_; ox0 += L) Block<1>(ox0, y);
       for (; ox0 + N * L <= g_.ow; ox0 += N * L) Block<N>(ox0, y);
       for (; ox0 < g_.ow; ox0 += L) Block<1>(ox0, y);
     }

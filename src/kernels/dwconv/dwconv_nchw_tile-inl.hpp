@@ -49,7 +49,9 @@ class Tile {
       iy_lo_ = std::max<I>(0, oy0 - g_.ph);
       iy_hi_ = std::min<I>(g_.ih, oy0 + rows_ - 1 - g_.ph + g_.kh);
       I ox0 = 0;
-      for (; ox0 < g_.ow && ox0 < first_; ox0 += L) Block<1>(ox0);
+      // Peel only when wide blocks then fit inside the row; small rows are one edge block.
+      const bool peel = (CeilDiv(first_, L) + N) * L <= std::min(limit_, g_.ow);
+      for (; peel && ox0 < first_; ox0 += L) Block<1>(ox0);
       for (; ox0 + N * L <= g_.ow; ox0 += N * L) Block<N>(ox0);
       for (; ox0 < g_.ow; ox0 += L) Block<1>(ox0);
     }
