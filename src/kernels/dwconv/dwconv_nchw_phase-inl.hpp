@@ -89,6 +89,73 @@ inline void PhasePlane(const Plane& g, const float* dy, const float* w, bool acc
   }
 }
 
+/// The taps of diff_src row iy, column phase q (at most kh*kw): the diff_dst row each reads,
+/// the column that lane t = 0 reads, and the weight.
+struct PhaseTaps {
+  static constexpr int kMax = 256;
+  const float* row[kMax];
+  I off[kMax];
+  float w[kMax];
+  int n = 0;
+
+  void Gather(const Plane& g, const float* dy, const float* wei, I iy, I q) {
+    n = 0;
+    for (I kh = 0; kh < g.kh; ++kh) {
+      const I num = iy + g.ph - kh * g.dh;
+      if (num < 0 || num % g.sh != 0 || num / g.sh >= g.oh) continue;
+      for (I kw = 0; kw < g.kw; ++kw) {
+        const I num_w = q + g.pw - kw * g.dw;
+        if (num_w % g.sw != 0) continue;
+        row[n] = dy + (num / g.sh) * g.y_row;
+        off[n] = num_w / g.sw;
+        w[n] = wei[kh * g.w_row + kw * g.w_col];
+        ++n;
+      }
+    }
+  }
+
+  HWY_INLINE V Apply(D d, I t0, I ow, V acc) const {
+    for (int k = 0; k < n; ++k) acc = hn::MulAdd(LoadClipped(d, row[k], off[k] + t0, ow), hn::Set(d, w[k]), acc);
+    return acc;
+  }
+};
+
+/// PhasePlane for w stride 2 with kh*kw <= PhaseTaps::kMax: both column phases of a diff_src
+/// row at once, so that full vectors store interleaved as two contiguous vectors.
+inline void PairPlane(const Plane& g, const float* dy, const float* w, bool accumulate, float* dx) {
+  const D d;
+  const I L = LanesI(d);
+  PhaseTaps even, odd;
+  const I t_even = (g.iw + 1) / 2, t_odd = g.iw / 2;
+  for (I iy = 0; iy < g.ih; ++iy) {
+    float* yr = dx + iy * g.x_row;
+    even.Gather(g, dy, w, iy, 0);
+    odd.Gather(g, dy, w, iy, 1);
+    for (I t0 = 0; t0 < t_even; t0 += L) {
+      const I n0 = std::min(L, t_even - t0), n1 = Clamp(t_odd - t0, 0, L);
+      float* out = yr + 2 * t0;
+      const bool full = n0 == L && n1 == L;
+      V a0 = hn::Zero(d), a1 = hn::Zero(d);
+      if (accumulate) {
+        if (full) {
+          hn::LoadInterleaved2(d, out, a0, a1);
+        } else {
+          a0 = LoadStrided(d, out, 2, n0);
+          if (n1 > 0) a1 = LoadStrided(d, out + 1, 2, n1);
+        }
+      }
+      a0 = even.Apply(d, t0, g.ow, a0);
+      a1 = odd.Apply(d, t0, g.ow, a1);
+      if (full) {
+        hn::StoreInterleaved2(a0, a1, d, out);
+      } else {
+        StoreStrided(d, a0, out, 2, n0);
+        if (n1 > 0) StoreStrided(d, a1, out + 1, 2, n1);
+      }
+    }
+  }
+}
+
 /// Backward-data of every (image, channel) plane: the first multiplier writes, others add.
 inline void BwdDataPhaseAll(const ConvParams& p, const float* diff_dst, const float* wei, float* diff_src) {
   const Plane g = FwdPlane(p);
@@ -97,7 +164,11 @@ inline void BwdDataPhaseAll(const ConvParams& p, const float* diff_dst, const fl
       float* y = diff_src + n * p.src_s[0] + c * p.src_s[1];
       for (I m = 0; m < p.ocg; ++m) {
         const I o = c * p.ocg + m;
-        PhasePlane(g, diff_dst + n * p.dst_s[0] + o * p.dst_s[1], wei + o * p.wei_s[0], m > 0, y);
+        const float* dy = diff_dst + n * p.dst_s[0] + o * p.dst_s[1];
+        if (g.sw == 2 && g.kh * g.kw <= PhaseTaps::kMax)
+          PairPlane(g, dy, wei + o * p.wei_s[0], m > 0, y);
+        else
+          PhasePlane(g, dy, wei + o * p.wei_s[0], m > 0, y);
       }
     }
 }
