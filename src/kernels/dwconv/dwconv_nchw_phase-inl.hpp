@@ -97,9 +97,12 @@ struct PhaseTaps {
   I off[kMax];
   float w[kMax];
   int n = 0;
+  I off_min = 0, off_max = 0;
 
   void Gather(const Plane& g, const float* dy, const float* wei, I iy, I q) {
     n = 0;
+    off_min = 0;
+    off_max = 0;
     for (I kh = 0; kh < g.kh; ++kh) {
       const I num = iy + g.ph - kh * g.dh;
       if (num < 0 || num % g.sh != 0 || num / g.sh >= g.oh) continue;
@@ -109,13 +112,19 @@ struct PhaseTaps {
         row[n] = dy + (num / g.sh) * g.y_row;
         off[n] = num_w / g.sw;
         w[n] = wei[kh * g.w_row + kw * g.w_col];
+        off_min = n == 0 ? off[n] : std::min(off_min, off[n]);
+        off_max = n == 0 ? off[n] : std::max(off_max, off[n]);
         ++n;
       }
     }
   }
 
   HWY_INLINE V Apply(D d, I t0, I ow, V acc) const {
-    for (int k = 0; k < n; ++k) acc = hn::MulAdd(LoadClipped(d, row[k], off[k] + t0, ow), hn::Set(d, w[k]), acc);
+    if (t0 + off_min >= 0 && t0 + off_max + LanesI(d) <= ow) {  // every load inside its row
+      for (int k = 0; k < n; ++k) acc = hn::MulAdd(hn::LoadU(d, row[k] + off[k] + t0), hn::Set(d, w[k]), acc);
+    } else {
+      for (int k = 0; k < n; ++k) acc = hn::MulAdd(LoadClipped(d, row[k], off[k] + t0, ow), hn::Set(d, w[k]), acc);
+    }
     return acc;
   }
 };
