@@ -80,6 +80,8 @@ class Rows {
     if (interior) {
       for (I kh = kh_lo_; kh < kh_hi_; ++kh)
         Interior<NB>(acc, x_top_ + kh * g_.dh * g_.x_row + ox0 * SW - g_.pw, w_ + kh * g_.w_row);
+    } else if constexpr (KW > 0 && SW == 1 && NB == 1 && kHardwareMask) {
+      EdgeFixed(acc[0], ox0);
     } else {
       for (I kh = kh_lo_; kh < kh_hi_; ++kh)
         Edge<NB>(acc, x_top_ + kh * g_.dh * g_.x_row, ox0, w_ + kh * g_.w_row);
@@ -122,6 +124,29 @@ class Rows {
           acc[j] = hn::MulAdd(Evens(d, hn::LoadU(d, p + L), hn::LoadU(d, p)), wv, acc[j]);
         }
       }
+    }
+  }
+
+  // One edge vector of a fixed-width kernel at stride 1: which lanes each tap may read
+  // depends on kw only, so the masks are made once and serve every kernel row.
+  HWY_INLINE void EdgeFixed(V& acc, I ox0) const {
+    const D d;
+    const I L = LanesI(d), dw = Dw(), iw = g_.iw;
+    using M = decltype(hn::FirstN(d, 0));
+    M mask[KW];
+    I idx[KW];
+    bool any[KW];
+    for (int kw = 0; kw < KW; ++kw) {
+      idx[kw] = ox0 - g_.pw + kw * dw;
+      const I lo = Clamp(-idx[kw], 0, L), hi = Clamp(iw - idx[kw], 0, L);
+      any[kw] = lo < hi;
+      mask[kw] = hn::AndNot(hn::FirstN(d, static_cast<size_t>(lo)), hn::FirstN(d, static_cast<size_t>(hi)));
+    }
+    for (I kh = kh_lo_; kh < kh_hi_; ++kh) {
+      const float* xr = x_top_ + kh * g_.dh * g_.x_row;
+      const float* wr = w_ + kh * g_.w_row;
+      for (int kw = 0; kw < KW; ++kw)
+        if (any[kw]) acc = hn::MulAdd(hn::MaskedLoad(mask[kw], d, xr + idx[kw]), hn::Set(d, wr[kw * g_.w_col]), acc);
     }
   }
 
