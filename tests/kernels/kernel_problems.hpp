@@ -105,7 +105,7 @@ inline KernelProblem random_kernel_problem(std::mt19937_64& rng, Family f) {
       p.ocg = pick(1, 6);
     }
     const bool pointwise = f != Family::Depthwise && chance(30);
-    const bool large = f == Family::Depthwise && chance(15);
+    const bool large = f == Family::Depthwise && chance(20);
     for (int i = 3 - kp.nd; i < 3; ++i) {
       const auto u = static_cast<std::size_t>(i);
       if (pointwise) {
@@ -113,11 +113,16 @@ inline KernelProblem random_kernel_problem(std::mt19937_64& rng, Family f) {
       } else if (large) {
         p.k[u] = std::array<I, 6>{9, 11, 13, 15, 17, 31}[static_cast<std::size_t>(pick(0, 5))];
       } else {
-        p.k[u] = chance(60) ? std::array<I, 3>{3, 5, 7}[static_cast<std::size_t>(pick(0, 2))]
-                            : pick(1, 8);
+        // Depthwise kernels specialize on 3, 5 and 7: draw them more often.
+        p.k[u] = chance(f == Family::Depthwise ? 80 : 60)
+                     ? std::array<I, 3>{3, 5, 7}[static_cast<std::size_t>(pick(0, 2))]
+                     : pick(1, 8);
       }
       if (i > 3 - kp.nd && chance(70) && !pointwise) p.k[u] = p.k[u - 1];  // mostly square
-      p.stride[u] = pointwise && chance(70) ? 1 : chance(55) ? 1 : chance(60) ? 2 : pick(3, 4);
+      // Depthwise kernels specialize on strides 1 and 2: draw 2 more often there.
+      const bool dw = f == Family::Depthwise;
+      p.stride[u] = pointwise && chance(70) ? 1 : chance(dw ? 45 : 55) ? 1 : chance(dw ? 80 : 60) ? 2 : pick(3, 4);
+      if (large && chance(60)) p.stride[u] = 1;  // as large kernels are used
       if (i > 3 - kp.nd && chance(80)) p.stride[u] = p.stride[u - 1];
       p.dilation[u] = chance(80) || pointwise ? 1 : pick(2, 3);
       const I span = p.dilation[u] * (p.k[u] - 1) + 1;

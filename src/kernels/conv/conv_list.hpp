@@ -7,6 +7,7 @@
 #include "kernels/conv/conv_params.hpp"
 #include "kernels/conv/conv_ref.hpp"
 #include "kernels/dwconv/dwconv_nchw_bwdw.hpp"
+#include "kernels/dwconv/dwconv_nchw.hpp"
 
 namespace convkit::kernels {
 
@@ -67,6 +68,23 @@ std::span<const ConvKernel<T>> conv_kernels() {
          dwconv_nchw_bwdw_large_hwy},
         {"dwconv2d_f32_nchw_bwdw__hwy", dwconv_nchw_bwdw_generic_supports, nullptr, nullptr,
          dwconv_nchw_bwdw_generic_hwy},
+        // Depthwise forward and backward-data, NCHW rows (dwconv_nchw_*.cpp).
+        {"dwconv2d_f32_nchw_k3s1__hwy", dwconv_nchw_kxk_supports<3, 1>, dwconv_nchw_kxk_fwd_hwy<3, 1>,
+         dwconv_nchw_kxk_bwd_data_hwy<3, 1>, nullptr},
+        {"dwconv2d_f32_nchw_k3s2__hwy", dwconv_nchw_kxk_supports<3, 2>, dwconv_nchw_kxk_fwd_hwy<3, 2>,
+         dwconv_nchw_kxk_bwd_data_hwy<3, 2>, nullptr},
+        {"dwconv2d_f32_nchw_k5s1__hwy", dwconv_nchw_kxk_supports<5, 1>, dwconv_nchw_kxk_fwd_hwy<5, 1>,
+         dwconv_nchw_kxk_bwd_data_hwy<5, 1>, nullptr},
+        {"dwconv2d_f32_nchw_k5s2__hwy", dwconv_nchw_kxk_supports<5, 2>, dwconv_nchw_kxk_fwd_hwy<5, 2>,
+         dwconv_nchw_kxk_bwd_data_hwy<5, 2>, nullptr},
+        {"dwconv2d_f32_nchw_k7s1__hwy", dwconv_nchw_kxk_supports<7, 1>, dwconv_nchw_kxk_fwd_hwy<7, 1>,
+         dwconv_nchw_kxk_bwd_data_hwy<7, 1>, nullptr},
+        {"dwconv2d_f32_nchw_k7s2__hwy", dwconv_nchw_kxk_supports<7, 2>, dwconv_nchw_kxk_fwd_hwy<7, 2>,
+         dwconv_nchw_kxk_bwd_data_hwy<7, 2>, nullptr},
+        {"dwconv2d_f32_nchw_large__hwy", dwconv_nchw_large_supports, dwconv_nchw_large_fwd_hwy,
+         dwconv_nchw_large_bwd_data_hwy, nullptr},
+        {"dwconv2d_f32_nchw__hwy", dwconv_nchw_generic_supports, dwconv_nchw_generic_fwd_hwy,
+         dwconv_nchw_generic_bwd_data_hwy, nullptr},
         // Optimized kernels go above this line, fastest first.
         {"conv_f32__ref", supports_everything, conv_fwd_ref<float>, conv_bwd_data_ref<float>,
          conv_bwd_weights_ref<float>},
