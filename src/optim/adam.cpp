@@ -10,7 +10,7 @@
 namespace convkit::optim {
 namespace {
 
-using detail::require;
+using convkit::detail::require;
 
 const AdamOptions& checked(const AdamOptions& o, const char* who) {
   require(o.beta1 >= 0 && o.beta1 < 1, "{}: beta1 must be in [0, 1), got {}", who, o.beta1);

@@ -9,7 +9,7 @@
 
 namespace convkit::optim {
 
-using detail::require;
+using convkit::detail::require;
 
 namespace {
 

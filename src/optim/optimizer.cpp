@@ -10,7 +10,7 @@
 
 namespace convkit::optim {
 
-using detail::require;
+using convkit::detail::require;
 
 NamedVariables number_params(const std::vector<ag::Variable>& params) {
   NamedVariables named;

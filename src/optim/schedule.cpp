@@ -8,7 +8,7 @@
 
 namespace convkit::optim {
 
-using detail::require;
+using convkit::detail::require;
 
 Schedule Schedule::constant() {
   return Schedule([](double base_lr, std::int64_t) { return base_lr; });

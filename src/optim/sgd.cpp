@@ -9,7 +9,7 @@
 namespace convkit::optim {
 namespace {
 
-using detail::require;
+using convkit::detail::require;
 
 const SGDOptions& checked(const SGDOptions& o) {
   require(std::isfinite(o.momentum) && o.momentum >= 0, "SGD: momentum must be >= 0, got {}",
