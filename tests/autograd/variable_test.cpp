@@ -1,6 +1,8 @@
 // The backward engine: accumulation, shared subgraphs, no-grad scope, detach, errors.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "convkit/autograd/functional.hpp"
 #include "convkit/autograd/gradcheck.hpp"
 #include "convkit/autograd/variable.hpp"
@@ -82,6 +84,33 @@ TEST(Variable, NoGradScopeRecordsNothing) {
     EXPECT_TRUE(y.is_leaf());
   }
   EXPECT_TRUE(grad_enabled());
+}
+
+TEST(Variable, GradModeIsPerThread) {
+  NoGradGuard guard;
+  bool other = false;
+  std::thread t([&] { other = grad_enabled(); });
+  t.join();
+  EXPECT_TRUE(other);
+  EXPECT_FALSE(grad_enabled());
+}
+
+TEST(Variable, ZeroGradThenFreshAccumulation) {
+  Variable x(vals({2}, {1, 2}), true);
+  sum(x * x).backward();
+  x.zero_grad();
+  sum(mul(x, 5.0)).backward();
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{5, 5}));
+  x.set_grad(vals({2}, {1, 1}));
+  sum(x).backward();
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{2, 2}));
+}
+
+TEST(Variable, F32GradientsStayF32) {
+  Variable x(Tensor::uniform({2, 3}, -1, 1, 4), true);
+  sum(relu(x)).backward();
+  EXPECT_EQ(x.grad().dtype(), DType::F32);
+  EXPECT_EQ(x.grad().shape(), x.shape());
 }
 
 TEST(Variable, DetachCutsHistory) {
