@@ -15,12 +15,12 @@ namespace convkit::io {
 /// Everything a training run needs to continue where it stopped. The tensors are named
 /// (a Module's state_dict(), an Optimizer's state_dict()); the scalars are the caller's.
 struct Checkpoint {
-  std::vector<std::pair<std::string, Tensor>> model;      ///< e.g. module.state_dict()
-  std::vector<std::pair<std::string, Tensor>> optimizer;  ///< e.g. optimizer.state_dict()
-  std::string optimizer_kind;   ///< e.g. optimizer.kind(): "SGD"; empty without optimizer
+  std::vector<std::pair<std::string, Tensor>> model = {};      ///< e.g. module.state_dict()
+  std::vector<std::pair<std::string, Tensor>> optimizer = {};  ///< e.g. optimizer.state_dict()
+  std::string optimizer_kind = {};  ///< e.g. optimizer.kind(): "SGD"; empty without optimizer
   std::int64_t epoch = 0;       ///< >= 0: epochs (or steps) completed
   std::uint64_t rng_state = 0;  ///< the caller's random-number state (seed or counter)
-  std::map<std::string, std::string> extra;  ///< the caller's own notes (strings)
+  std::map<std::string, std::string> extra = {};  ///< the caller's own notes (strings)
 };
 
 /// Writes `checkpoint` to `path` as ONE safetensors file, atomically: the bytes go to a
