@@ -1,0 +1,184 @@
+// Module base: registration, recursive train/eval, state_dict and load_state_dict.
+#include "convkit/nn/module.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "core/check.hpp"
+#include "nn/recorder.hpp"
+
+namespace convkit::nn {
+
+using convkit::detail::require;
+
+namespace {
+
+std::uint64_t g_seed_state = 0x5EEDC0DE5EEDC0DEull;
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+void manual_seed(std::uint64_t seed) { g_seed_state = seed; }
+
+std::uint64_t next_seed() {
+  // splitmix64 step: consecutive seeds give unrelated Tensor::uniform streams.
+  std::uint64_t z = (g_seed_state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+detail::CallRecorder*& detail::active_recorder() {
+  thread_local CallRecorder* recorder = nullptr;
+  return recorder;
+}
+
+std::int64_t Module::macs(const Shape&, const Shape&) const { return 0; }
+
+ag::Variable Module::operator()(const ag::Variable& x) {
+  ag::Variable y = forward(x);
+  if (auto* recorder = detail::active_recorder())
+    recorder->record(this, x.shape(), y.shape());
+  return y;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::require_new_name(const std::string& name) const {
+  require(!name.empty() && name.find('.') == std::string::npos,
+          "{}: a parameter, buffer or child name must be non-empty without '.', got '{}'",
+          type_name(), name);
+  bool taken = false;
+  for (const auto& p : params_) taken = taken || p.first == name;
+  for (const auto& b : buffers_) taken = taken || b.first == name;
+  for (const auto& c : children_) taken = taken || c.first == name;
+  require(!taken, "{}: the name '{}' is already registered", type_name(), name);
+}
+
+ag::Variable Module::register_parameter(const std::string& name, Tensor value,
+                                        bool requires_grad) {
+  require_new_name(name);
+  ag::Variable v(std::move(value), requires_grad);
+  params_.emplace_back(name, v);
+  return v;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor value) {
+  require_new_name(name);
+  buffers_.emplace_back(name, value);
+  return value;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> child) {
+  require(child != nullptr, "{}: child '{}' is null", type_name(), name);
+  require_new_name(name);
+  child->train(training_);
+  children_.emplace_back(name, std::move(child));
+}
+
+void Module::collect(const std::string& prefix, StateDict* state,
+                     std::vector<std::pair<std::string, ag::Variable>>* params,
+                     std::vector<std::pair<std::string, Tensor>>* buffers) const {
+  // PyTorch's order (Module._save_to_state_dict): own parameters, own buffers, children.
+  for (const auto& [name, p] : params_) {
+    if (state) state->emplace_back(prefix + name, p.value());
+    if (params) params->emplace_back(prefix + name, p);
+  }
+  for (const auto& [name, b] : buffers_) {
+    if (state) state->emplace_back(prefix + name, b);
+    if (buffers) buffers->emplace_back(prefix + name, b);
+  }
+  for (const auto& [name, child] : children_)
+    child->collect(prefix + name + ".", state, params, buffers);
+}
+
+std::vector<std::pair<std::string, ag::Variable>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, ag::Variable>> out;
+  collect("", nullptr, &out, nullptr);
+  return out;
+}
+
+std::vector<ag::Variable> Module::parameters() const {
+  std::vector<ag::Variable> out;
+  for (auto& [name, p] : named_parameters()) out.push_back(p);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect("", nullptr, nullptr, &out);
+  return out;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out{{"", this}};
+  for (auto& [name, child] : children_)
+    for (auto& [path, m] : child->named_modules())
+      out.emplace_back(path.empty() ? name : name + "." + path, m);
+  return out;
+}
+
+void Module::zero_grad() {
+  for (auto& p : parameters()) p.zero_grad();
+}
+
+StateDict Module::state_dict() const {
+  StateDict out;
+  collect("", &out, nullptr, nullptr);
+  return out;
+}
+
+void Module::load_state_dict(const StateDict& state, bool strict) {
+  const StateDict own = state_dict();
+  std::map<std::string, const Tensor*> given;
+  for (const auto& [name, t] : state) given[name] = &t;
+
+  std::vector<std::string> missing, unexpected, mismatched;
+  std::map<std::string, bool> expected;
+  for (const auto& [name, t] : own) {
+    expected[name] = true;
+    auto it = given.find(name);
+    if (it == given.end()) {
+      missing.push_back(name);
+    } else if (!(it->second->shape() == t.shape())) {
+      mismatched.push_back(fmt::format("{} (model {}, given {})", name, t.shape().str(),
+                                       it->second->shape().str()));
+    }
+  }
+  for (const auto& [name, t] : state)
+    if (!expected.count(name)) unexpected.push_back(name);
+
+  const bool fail = !mismatched.empty() || (strict && (!missing.empty() || !unexpected.empty()));
+  if (fail) {
+    std::string msg = fmt::format("load_state_dict into {}:", type_name());
+    if (!missing.empty()) msg += fmt::format(" missing keys: [{}];", join(missing));
+    if (!unexpected.empty()) msg += fmt::format(" unexpected keys: [{}];", join(unexpected));
+    if (!mismatched.empty()) msg += fmt::format(" shape mismatch: [{}];", join(mismatched));
+    throw InvalidArgument(msg);
+  }
+  for (const auto& [name, t] : own) {
+    auto it = given.find(name);
+    if (it != given.end()) t.copy_from(*it->second);  // shares storage with the module
+  }
+}
+
+ParamCount count_params(const Module& module) {
+  ParamCount c;
+  for (const auto& [name, p] : module.named_parameters())
+    (p.requires_grad() ? c.trainable : c.non_trainable) += p.numel();
+  for (const auto& [name, b] : module.named_buffers())
+    if (is_floating(b.dtype())) c.non_trainable += b.numel();
+  c.total = c.trainable + c.non_trainable;
+  return c;
+}
+
+}  // namespace convkit::nn

@@ -1,0 +1,94 @@
+// MobileNetV2 against PyTorch: logits in eval mode and one SGD-momentum training step.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "convkit/autograd/functional.hpp"
+#include "convkit/nn/nn.hpp"
+#include "nn/nn_fixture_util.hpp"
+
+namespace convkit::nn {
+namespace {
+
+constexpr double kLr = 0.1, kWeightDecay = 4e-5;
+
+/// PyTorch's SGD first step with momentum: the buffer starts as d = grad + weight_decay * w,
+/// so w -= lr * d (momentum and dampening only act from the second step on).
+void sgd_first_step(Module& model) {
+  for (const auto& p : model.parameters()) {
+    const Tensor w = p.value(), g = p.grad();
+    for (std::int64_t i = 0; i < w.numel(); ++i) {
+      const double d = g.get_flat(i) + kWeightDecay * w.get_flat(i);
+      w.set_flat(i, w.get_flat(i) - kLr * d);
+    }
+  }
+}
+
+Tensor train_step(Module& model, const Tensor& x, const Tensor& target) {
+  model.train();
+  model.zero_grad();
+  ag::Variable loss = ag::cross_entropy(model(ag::Variable(x)), target);
+  loss.backward();
+  return loss.value();
+}
+
+Tensor eval_logits(Module& model, const Tensor& x) {
+  model.eval();
+  ag::NoGradGuard no_grad;
+  return model(ag::Variable(x)).value();
+}
+
+TEST(MobileNetV2Parity, Width035LogitsAndOneSgdStep) {
+  const io::SafetensorsFile f = test::nn_fixture("mobilenet_v2_w035");
+  MobileNetV2 model({.width = 0.35, .num_classes = 10, .dropout = 0.0});
+  model.load_state_dict(test::with_prefix(f, "state."));  // by key, strict
+  test::expect_close(eval_logits(model, f.at("x")), f.at("eval.logits"), 1e-4, 1e-6, "logits");
+
+  const Tensor loss = train_step(model, f.at("x"), f.at("target"));
+  test::expect_close(loss.reshape({1}), f.at("train.loss"), 1e-4, 0, "loss");
+  sgd_first_step(model);
+  for (const auto& [key, t] : model.state_dict())
+    test::expect_close(t, f.at("step." + key), 1e-4, 1e-6, "after the step: " + key);
+}
+
+/// Width 1.0: weights generated from each key on both sides (see the generator).
+class MobileNetV2Width1 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const auto& [key, t] : model.state_dict())
+      if (is_floating(t.dtype())) t.copy_from(test::deterministic_entry(key, t.shape()));
+  }
+  MobileNetV2 model{{.width = 1.0, .num_classes = 1000, .dropout = 0.0}};
+  io::SafetensorsFile f = test::nn_fixture("mobilenet_v2_w100");
+  Tensor x = Tensor::uniform({2, 3, 32, 32}, -1, 1, test::fnv1a64("x"));
+};
+
+TEST_F(MobileNetV2Width1, LogitsAt32AndOneSgdStep) {
+  test::expect_close(eval_logits(model, x), f.at("eval.logits"), 1e-4, 1e-5, "logits");
+  const Tensor loss = train_step(model, x, f.at("target"));
+  test::expect_close(loss.reshape({1}), f.at("train.loss"), 1e-4, 0, "loss");
+  for (const auto& [key, p] : model.named_parameters()) {
+    double sq = 0;
+    const Tensor w = p.value(), g = p.grad();
+    for (std::int64_t i = 0; i < w.numel(); ++i) {
+      const double u = kLr * (g.get_flat(i) + kWeightDecay * w.get_flat(i));
+      sq += u * u;
+    }
+    EXPECT_NEAR(std::sqrt(sq), f.at("update_norm." + key).get_flat(0),
+                1e-3 * f.at("update_norm." + key).get_flat(0))
+        << key;
+  }
+  sgd_first_step(model);
+  const StateDict sd = model.state_dict();
+  for (const auto& [key, t] : sd)
+    if (f.contains("step." + key))
+      test::expect_close(t, f.at("step." + key), 1e-4, 1e-6, "after the step: " + key);
+}
+
+TEST_F(MobileNetV2Width1, LogitsAt224) {
+  const Tensor x224 = Tensor::uniform({1, 3, 224, 224}, -1, 1, test::fnv1a64("x224"));
+  test::expect_close(eval_logits(model, x224), f.at("eval.logits224"), 1e-4, 1e-5, "logits224");
+}
+
+}  // namespace
+}  // namespace convkit::nn
