@@ -44,8 +44,9 @@ std::pair<Tensor, Tensor> stripes(std::int64_t n, std::uint64_t seed) {
     y.set({i}, static_cast<double>(cls));
     for (std::int64_t h = 0; h < kSize; ++h)
       for (std::int64_t w = 0; w < kSize; ++w) {
-        const double t = (static_cast<double>(w) * std::cos(angle) +
-                          static_cast<double>(h) * std::sin(angle)) / period;
+        const double t =
+            (static_cast<double>(w) * std::cos(angle) + static_cast<double>(h) * std::sin(angle)) /
+            period;
         x.set({i, 0, h, w}, std::sin(2 * std::numbers::pi * t + phase) + noise.get({i, 0, h, w}));
       }
   }
@@ -101,11 +102,12 @@ int main(int argc, char** argv) {
   optim::AdamW opt(model->named_parameters(), {.lr = 0.02, .weight_decay = 1e-4});
   // One scheduler step per training step: a linear warm-up, then a cosine decay to 1e-3.
   optim::LrScheduler sched(
-      opt, optim::Schedule::cosine({.t_max = kEpochs * kStepsPerEpoch - kWarmupSteps,
-                                    .eta_min = 1e-3})
-               .with_warmup({.epochs = kWarmupSteps}));
-  int epoch = 0;                // epochs completed
-  std::uint64_t data_seed = 1000;  // the data stream's position: saved, so resuming sees the same batches
+      opt,
+      optim::Schedule::cosine({.t_max = kEpochs * kStepsPerEpoch - kWarmupSteps, .eta_min = 1e-3})
+          .with_warmup({.epochs = kWarmupSteps}));
+  int epoch = 0;  // epochs completed
+  std::uint64_t data_seed =
+      1000;  // the data stream's position: saved, so resuming sees the same batches
 
   if (std::filesystem::exists(checkpoint)) {
     const io::Checkpoint ck = io::load_checkpoint(checkpoint);
@@ -114,7 +116,7 @@ int main(int argc, char** argv) {
                    ck.optimizer_kind.c_str());
       return 1;
     }
-    model->load_state_dict(ck.model);  // weights and batch-norm statistics
+    model->load_state_dict(ck.model);   // weights and batch-norm statistics
     opt.load_state_dict(ck.optimizer);  // moments, step counts, learning rate
     epoch = static_cast<int>(ck.epoch);
     sched.set_epoch(epoch * kStepsPerEpoch);

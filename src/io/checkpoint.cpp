@@ -34,14 +34,12 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   std::vector<std::pair<std::string, Tensor>> tensors;
   tensors.reserve(c.model.size() + c.optimizer.size());
   for (const auto& [name, t] : c.model) tensors.emplace_back(std::string(kModel) + name, t);
-  for (const auto& [name, t] : c.optimizer)
-    tensors.emplace_back(std::string(kOptimizer) + name, t);
-  std::map<std::string, std::string> meta{
-      {"format", kFormat},
-      {"format_version", kVersion},
-      {"epoch", std::to_string(c.epoch)},
-      {"rng_state", std::to_string(c.rng_state)},
-      {"optimizer", c.optimizer_kind}};
+  for (const auto& [name, t] : c.optimizer) tensors.emplace_back(std::string(kOptimizer) + name, t);
+  std::map<std::string, std::string> meta{{"format", kFormat},
+                                          {"format_version", kVersion},
+                                          {"epoch", std::to_string(c.epoch)},
+                                          {"rng_state", std::to_string(c.rng_state)},
+                                          {"optimizer", c.optimizer_kind}};
   for (const auto& [key, value] : c.extra) meta.emplace(std::string(kExtra) + key, value);
   save_safetensors(path, tensors, meta);
 }

@@ -22,8 +22,13 @@ const AdamOptions& checked(const AdamOptions& o, const char* who) {
 }
 
 AdamOptions as_adam(const AdamWOptions& o) {
-  return {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps,
-          .weight_decay = o.weight_decay, .amsgrad = o.amsgrad, .maximize = o.maximize};
+  return {.lr = o.lr,
+          .beta1 = o.beta1,
+          .beta2 = o.beta2,
+          .eps = o.eps,
+          .weight_decay = o.weight_decay,
+          .amsgrad = o.amsgrad,
+          .maximize = o.maximize};
 }
 
 /// One parameter's update at step `t` (already incremented). The bias corrections are

@@ -37,8 +37,7 @@ void scale(T* g, std::int64_t n, T coef) {
 double clip_grad_norm(const std::vector<ag::Variable>& params, double max_norm, double norm_type,
                       bool error_if_nonfinite) {
   require(max_norm >= 0, "clip_grad_norm: max_norm must be >= 0, got {}", max_norm);
-  require(norm_type > 0, "clip_grad_norm: norm_type must be > 0 (or infinity), got {}",
-          norm_type);
+  require(norm_type > 0, "clip_grad_norm: norm_type must be > 0 (or infinity), got {}", norm_type);
   std::vector<Tensor> grads;
   for (const ag::Variable& p : params)
     if (p.defined() && p.grad().defined()) grads.push_back(p.grad().contiguous());
@@ -51,8 +50,7 @@ double clip_grad_norm(const std::vector<ag::Variable>& params, double max_norm, 
     else if (g.dtype() == DType::F64)
       accumulate(g.data<double>(), g.numel(), norm_type, acc);
     else
-      require(false, "clip_grad_norm: gradients must be F32 or F64, got {}",
-              dtype_name(g.dtype()));
+      require(false, "clip_grad_norm: gradients must be F32 or F64, got {}", dtype_name(g.dtype()));
   }
   const double total = std::isinf(norm_type) ? acc
                        : norm_type == 2      ? std::sqrt(acc)

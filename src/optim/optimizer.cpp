@@ -26,11 +26,15 @@ Optimizer::Optimizer(NamedVariables params, double lr, std::string_view who) : w
     require(!name.empty(), "{}: a parameter has an empty name", who_);
     require(seen_names.insert(name).second, "{}: parameter name '{}' is used twice", who_, name);
     require(p.defined(), "{}: parameter '{}' is an undefined Variable", who_, name);
-    require(p.is_leaf(), "{}: parameter '{}' is not a leaf (the result of an op); optimize the "
-            "variables you created, as PyTorch does", who_, name);
+    require(p.is_leaf(),
+            "{}: parameter '{}' is not a leaf (the result of an op); optimize the "
+            "variables you created, as PyTorch does",
+            who_, name);
     require(p.requires_grad(), "{}: parameter '{}' does not require a gradient", who_, name);
-    require(is_floating(p.dtype()), "{}: parameter '{}' has dtype {}; only F32 and F64 can be "
-            "optimized", who_, name, dtype_name(p.dtype()));
+    require(is_floating(p.dtype()),
+            "{}: parameter '{}' has dtype {}; only F32 and F64 can be "
+            "optimized",
+            who_, name, dtype_name(p.dtype()));
     // Two entries sharing memory would be updated twice per step: a silent wrong answer.
     require(p.numel() == 0 || seen_data.insert(p.value().raw_data()).second,
             "{}: parameter '{}' is the same variable (or memory) as an earlier parameter", who_,
@@ -119,18 +123,20 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
     for (std::size_t b = 0; b < buffers.size(); ++b) {
       const Tensor& t = *found[b];
       require(t.shape() == value.shape(),
-              "{}.load_state_dict: '{}.{}' has shape {} but the parameter has shape {}", who_,
-              name, buffers[b], t.shape().str(), value.shape().str());
-      require(is_floating(t.dtype()), "{}.load_state_dict: '{}.{}' has dtype {}, not F32/F64",
-              who_, name, buffers[b], dtype_name(t.dtype()));
+              "{}.load_state_dict: '{}.{}' has shape {} but the parameter has shape {}", who_, name,
+              buffers[b], t.shape().str(), value.shape().str());
+      require(is_floating(t.dtype()), "{}.load_state_dict: '{}.{}' has dtype {}, not F32/F64", who_,
+              name, buffers[b], dtype_name(t.dtype()));
       // A private, contiguous copy in the parameter's dtype (never aliasing the caller's).
       Tensor own = Tensor::empty(value.shape(), value.dtype());
       own.copy_from(t);
       loaded[i].buffers.push_back(own);
     }
     if (step != nullptr) {
-      require(step->numel() == 1, "{}.load_state_dict: '{}.step' must hold one number, got "
-              "shape {}", who_, name, step->shape().str());
+      require(step->numel() == 1,
+              "{}.load_state_dict: '{}.step' must hold one number, got "
+              "shape {}",
+              who_, name, step->shape().str());
       const double v = step->get_flat(0);
       require(v >= 0 && v == std::floor(v) && v < 9.0e15,
               "{}.load_state_dict: '{}.step' must be a non-negative integer, got {}", who_, name,

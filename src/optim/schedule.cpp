@@ -19,7 +19,8 @@ Schedule Schedule::cosine(const CosineOptions& o) {
   require(std::isfinite(o.eta_min) && o.eta_min >= 0,
           "Schedule::cosine: eta_min must be finite and >= 0, got {}", o.eta_min);
   return Schedule([o](double base_lr, std::int64_t epoch) {
-    const double angle = std::numbers::pi * static_cast<double>(epoch) / static_cast<double>(o.t_max);
+    const double angle =
+        std::numbers::pi * static_cast<double>(epoch) / static_cast<double>(o.t_max);
     return o.eta_min + (base_lr - o.eta_min) * (1 + std::cos(angle)) / 2;
   });
 }

@@ -200,8 +200,8 @@ TEST(CheckpointMalformed, ClearFormatErrors) {
                             {"bad.safetensors", "no 'format'"});
   expect_error<FormatError>([&] { load_checkpoint(write_raw(dir, with("format", "keras"))); },
                             {"'keras'", "convkit.checkpoint"});
-  expect_error<FormatError>(
-      [&] { load_checkpoint(write_raw(dir, with("format_version", "9"))); }, {"version", "'9'"});
+  expect_error<FormatError>([&] { load_checkpoint(write_raw(dir, with("format_version", "9"))); },
+                            {"version", "'9'"});
   expect_error<FormatError>([&] { load_checkpoint(write_raw(dir, with("epoch", ""))); },
                             {"no 'epoch'"});
   expect_error<FormatError>([&] { load_checkpoint(write_raw(dir, with("epoch", "-2"))); },
@@ -218,8 +218,8 @@ TEST(CheckpointMalformed, ClearFormatErrors) {
       {"no 'optimizer'"});
   auto no_kind = good;
   no_kind["optimizer"] = "";
-  expect_error<FormatError>(
-      [&] { load_checkpoint(write_raw(dir, no_kind, {"optimizer.lr"})); }, {"no optimizer kind"});
+  expect_error<FormatError>([&] { load_checkpoint(write_raw(dir, no_kind, {"optimizer.lr"})); },
+                            {"no optimizer kind"});
 
   // Truncated and garbage files: the safetensors reader's FormatError, naming the file.
   const fs::path path = dir.path / "cut.safetensors";

@@ -21,8 +21,7 @@ using json = nlohmann::json;
 constexpr int kParams = 3;
 
 io::SafetensorsFile fixture(const std::string& name) {
-  return io::load_safetensors(std::string(CONVKIT_FIXTURE_DIR) + "/optim/" + name +
-                              ".safetensors");
+  return io::load_safetensors(std::string(CONVKIT_FIXTURE_DIR) + "/optim/" + name + ".safetensors");
 }
 
 json configs(const io::SafetensorsFile& f) { return json::parse(f.metadata.at("configs")); }
@@ -41,23 +40,28 @@ std::unique_ptr<Optimizer> make(const json& c, const std::vector<ag::Variable>& 
   const json& o = c.at("options");
   const std::string kind = c.at("kind");
   if (kind == "SGD")
-    return std::make_unique<SGD>(params, SGDOptions{
-        .lr = o.at("lr"),
-        .momentum = o.value("momentum", 0.0),
-        .dampening = o.value("dampening", 0.0),
-        .weight_decay = o.value("weight_decay", 0.0),
-        .nesterov = o.value("nesterov", false),
-        .maximize = o.value("maximize", false)});
+    return std::make_unique<SGD>(params, SGDOptions{.lr = o.at("lr"),
+                                                    .momentum = o.value("momentum", 0.0),
+                                                    .dampening = o.value("dampening", 0.0),
+                                                    .weight_decay = o.value("weight_decay", 0.0),
+                                                    .nesterov = o.value("nesterov", false),
+                                                    .maximize = o.value("maximize", false)});
   const std::vector<double> betas = o.value("betas", std::vector<double>{0.9, 0.999});
   if (kind == "Adam")
-    return std::make_unique<Adam>(params, AdamOptions{
-        .lr = o.at("lr"), .beta1 = betas[0], .beta2 = betas[1], .eps = o.value("eps", 1e-8),
-        .weight_decay = o.value("weight_decay", 0.0), .amsgrad = o.value("amsgrad", false),
-        .maximize = o.value("maximize", false)});
-  return std::make_unique<AdamW>(params, AdamWOptions{
-      .lr = o.at("lr"), .beta1 = betas[0], .beta2 = betas[1], .eps = o.value("eps", 1e-8),
-      .weight_decay = o.value("weight_decay", 1e-2), .amsgrad = o.value("amsgrad", false),
-      .maximize = o.value("maximize", false)});
+    return std::make_unique<Adam>(params, AdamOptions{.lr = o.at("lr"),
+                                                      .beta1 = betas[0],
+                                                      .beta2 = betas[1],
+                                                      .eps = o.value("eps", 1e-8),
+                                                      .weight_decay = o.value("weight_decay", 0.0),
+                                                      .amsgrad = o.value("amsgrad", false),
+                                                      .maximize = o.value("maximize", false)});
+  return std::make_unique<AdamW>(params, AdamWOptions{.lr = o.at("lr"),
+                                                      .beta1 = betas[0],
+                                                      .beta2 = betas[1],
+                                                      .eps = o.value("eps", 1e-8),
+                                                      .weight_decay = o.value("weight_decay", 1e-2),
+                                                      .amsgrad = o.value("amsgrad", false),
+                                                      .maximize = o.value("maximize", false)});
 }
 
 TEST(OptimizerFixture, EveryConfigurationMatchesPyTorchStepByStep) {
@@ -140,9 +144,8 @@ TEST(ClipFixture, TotalNormAndClippedGradientsMatchPyTorch) {
   const io::SafetensorsFile f = fixture("clip");
   for (const json& c : configs(f)) {
     const std::string name = c.at("name");
-    const double norm_type = c.at("norm_type").is_string()
-                                 ? std::numeric_limits<double>::infinity()
-                                 : c.at("norm_type").get<double>();
+    const double norm_type = c.at("norm_type").is_string() ? std::numeric_limits<double>::infinity()
+                                                           : c.at("norm_type").get<double>();
     for (const std::string tag : {"f32", "f64"}) {
       SCOPED_TRACE(name + " " + tag);
       std::vector<ag::Variable> params;

@@ -1,4 +1,5 @@
-// Optimizer options validation, parameter checks, state export/import, schedules and clipping edges.
+// Optimizer options validation, parameter checks, state export/import, schedules and clipping
+// edges.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,8 +28,7 @@ TEST(OptimizerOptions, RefuseBadValuesNamingThem) {
   expect_error<InvalidArgument>([&] { SGD(ps, {.momentum = -1}); }, {"momentum", "-1"});
   expect_error<InvalidArgument>([&] { SGD(ps, {.dampening = 1.5}); }, {"dampening", "1.5"});
   expect_error<InvalidArgument>([&] { SGD(ps, {.weight_decay = -2}); }, {"weight_decay", "-2"});
-  expect_error<InvalidArgument>([&] { SGD(ps, {.nesterov = true}); },
-                                {"nesterov", "momentum > 0"});
+  expect_error<InvalidArgument>([&] { SGD(ps, {.nesterov = true}); }, {"nesterov", "momentum > 0"});
   expect_error<InvalidArgument>(
       [&] { SGD(ps, {.momentum = 0.9, .dampening = 0.1, .nesterov = true}); },
       {"nesterov", "dampening 0.1"});
@@ -47,13 +47,16 @@ TEST(OptimizerParams, RefuseWhatCannotBeOptimized) {
   ag::Variable a = param(1);
   expect_error<InvalidArgument>([&] { SGD({a, a}, {}); }, {"'1'", "same variable"});
   expect_error<InvalidArgument>([&] { SGD({ag::Variable()}, {}); }, {"'0'", "undefined"});
-  expect_error<InvalidArgument>(
-      [&] { SGD({ag::Variable(Tensor::zeros({2}), false)}, {}); }, {"does not require"});
+  expect_error<InvalidArgument>([&] { SGD({ag::Variable(Tensor::zeros({2}), false)}, {}); },
+                                {"does not require"});
   expect_error<InvalidArgument>(
       [&] { SGD({ag::Variable(Tensor::zeros({2}, DType::I64), true)}, {}); }, {"I64"});
   expect_error<InvalidArgument>([&] { SGD({ag::mul(a, 2.0)}, {}); }, {"not a leaf"});
   expect_error<InvalidArgument>(
-      [&] { SGD(NamedVariables{{"w", a}, {"w", param(2)}}, {}); }, {"'w'", "twice"});
+      [&] {
+        SGD(NamedVariables{{"w", a}, {"w", param(2)}}, {});
+      },
+      {"'w'", "twice"});
 }
 
 TEST(OptimizerStep, SkipsParametersWithoutGradientAndZeroGradDropsThem) {
@@ -100,7 +103,10 @@ TEST(OptimizerState, RoundTripContinuesBitIdentically) {
       for (std::size_t i = 0; i < ps.size(); ++i)
         ps[i].set_grad(Tensor::uniform(ps[i].shape(), -1, 1, 100 + 10 * k + i, DType::F64));
     };
-    for (int k = 0; k < 3; ++k) { grads(k, p1); o1->step(); }
+    for (int k = 0; k < 3; ++k) {
+      grads(k, p1);
+      o1->step();
+    }
     o1->set_lr(0.05);
     // A fresh optimizer over copies of the parameters, loaded from the state.
     for (std::size_t i = 0; i < p1.size(); ++i) p2[i].set_value(p1[i].value().clone());
@@ -108,8 +114,10 @@ TEST(OptimizerState, RoundTripContinuesBitIdentically) {
     o2->load_state_dict(o1->state_dict());
     EXPECT_EQ(o2->lr(), 0.05);
     for (int k = 3; k < 6; ++k) {
-      grads(k, p1); o1->step();
-      grads(k, p2); o2->step();
+      grads(k, p1);
+      o1->step();
+      grads(k, p2);
+      o2->step();
     }
     for (std::size_t i = 0; i < p1.size(); ++i)
       EXPECT_TRUE(allclose(p2[i].value(), p1[i].value(), 0, 0));
@@ -149,22 +157,20 @@ TEST(Schedules, ClosedFormsAndValidation) {
   EXPECT_DOUBLE_EQ(cos.lr(1.0, 0), 1.0);
   EXPECT_DOUBLE_EQ(cos.lr(1.0, 2), 0.5);
   EXPECT_NEAR(cos.lr(1.0, 4), 0.0, 1e-16);
-  const Schedule warm = Schedule::step_decay({.step_size = 2, .gamma = 0.5}).with_warmup(
-      {.epochs = 2, .start_factor = 0.5});
+  const Schedule warm = Schedule::step_decay({.step_size = 2, .gamma = 0.5})
+                            .with_warmup({.epochs = 2, .start_factor = 0.5});
   EXPECT_DOUBLE_EQ(warm.lr(1.0, 0), 0.5);
   EXPECT_DOUBLE_EQ(warm.lr(1.0, 1), 0.75);
   EXPECT_DOUBLE_EQ(warm.lr(1.0, 2), 1.0);
   EXPECT_DOUBLE_EQ(warm.lr(1.0, 4), 0.5);
   EXPECT_DOUBLE_EQ(Schedule::constant().with_warmup({.epochs = 0}).lr(0.3, 7), 0.3);
   expect_error<InvalidArgument>([] { Schedule::cosine({.t_max = 0}); }, {"t_max", "0"});
-  expect_error<InvalidArgument>([] { Schedule::cosine({.t_max = 3, .eta_min = -1}); },
-                                {"eta_min"});
+  expect_error<InvalidArgument>([] { Schedule::cosine({.t_max = 3, .eta_min = -1}); }, {"eta_min"});
   expect_error<InvalidArgument>([] { Schedule::step_decay({.step_size = 2, .gamma = 0}); },
                                 {"gamma"});
   expect_error<InvalidArgument>([] { Schedule::step_decay({.step_size = -1}); }, {"step_size"});
   expect_error<InvalidArgument>(
-      [] { Schedule::constant().with_warmup({.epochs = 3, .start_factor = 0}); },
-      {"start_factor"});
+      [] { Schedule::constant().with_warmup({.epochs = 3, .start_factor = 0}); }, {"start_factor"});
   expect_error<InvalidArgument>([&] { cos.lr(1.0, -1); }, {"epoch", "-1"});
 }
 

@@ -86,8 +86,8 @@ void expect_resume_is_exact(const std::function<std::unique_ptr<Optimizer>(Named
   Run straight(7, make);
   for (int s = 0; s < kTotal; ++s) straight.train_step();
 
-  const fs::path path =
-      fs::temp_directory_path() / fmt::format("convkit_resume_{}_{}.safetensors", ::getpid(), label);
+  const fs::path path = fs::temp_directory_path() /
+                        fmt::format("convkit_resume_{}_{}.safetensors", ::getpid(), label);
   {
     Run first(7, make);
     for (int s = 0; s < kBefore; ++s) first.train_step();
@@ -129,7 +129,9 @@ TEST(Resume, SgdMomentumContinuesBitIdentically) {
 
 TEST(Resume, AdamContinuesBitIdentically) {
   expect_resume_is_exact(
-      [](NamedVariables p) { return std::make_unique<Adam>(std::move(p), AdamOptions{.lr = 0.05}); },
+      [](NamedVariables p) {
+        return std::make_unique<Adam>(std::move(p), AdamOptions{.lr = 0.05});
+      },
       "adam");
 }
 

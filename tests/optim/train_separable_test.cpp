@@ -28,7 +28,8 @@ std::pair<Tensor, Tensor> stripes(std::int64_t n, std::uint64_t seed) {
   float* px = x.data<float>();
   const float* pn = noise.data<float>();
   for (std::int64_t i = 0; i < n; ++i) {
-    const auto cls = std::min<std::int64_t>(kClasses - 1, static_cast<std::int64_t>(draw.get({i, 0}) * kClasses));
+    const auto cls = std::min<std::int64_t>(kClasses - 1,
+                                            static_cast<std::int64_t>(draw.get({i, 0}) * kClasses));
     const double period = 3 + 3 * draw.get({i, 1});
     const double phase = 2 * std::numbers::pi * draw.get({i, 2});
     const double angle = static_cast<double>(cls) * std::numbers::pi / 4;
@@ -36,9 +37,11 @@ std::pair<Tensor, Tensor> stripes(std::int64_t n, std::uint64_t seed) {
     y.data<std::int64_t>()[i] = cls;
     for (std::int64_t h = 0; h < kSize; ++h)
       for (std::int64_t w = 0; w < kSize; ++w, ++px, ++pn)
-        *px = static_cast<float>(
-            std::sin(2 * std::numbers::pi * (static_cast<double>(w) * cx +
-                                             static_cast<double>(h) * cy) + phase)) + *pn;
+        *px =
+            static_cast<float>(std::sin(
+                2 * std::numbers::pi * (static_cast<double>(w) * cx + static_cast<double>(h) * cy) +
+                phase)) +
+            *pn;
   }
   return {x, y};
 }

@@ -18,8 +18,8 @@ struct Checkpoint {
   std::vector<std::pair<std::string, Tensor>> model = {};      ///< e.g. module.state_dict()
   std::vector<std::pair<std::string, Tensor>> optimizer = {};  ///< e.g. optimizer.state_dict()
   std::string optimizer_kind = {};  ///< e.g. optimizer.kind(): "SGD"; empty without optimizer
-  std::int64_t epoch = 0;       ///< >= 0: epochs (or steps) completed
-  std::uint64_t rng_state = 0;  ///< the caller's random-number state (seed or counter)
+  std::int64_t epoch = 0;           ///< >= 0: epochs (or steps) completed
+  std::uint64_t rng_state = 0;      ///< the caller's random-number state (seed or counter)
   std::map<std::string, std::string> extra = {};  ///< the caller's own notes (strings)
 };
 

@@ -10,12 +10,12 @@ namespace convkit::optim {
 
 /// Options of Adam, as torch.optim.Adam.
 struct AdamOptions {
-  double lr = 1e-3;            ///< >= 0
-  double beta1 = 0.9;          ///< in [0, 1)
-  double beta2 = 0.999;        ///< in [0, 1)
-  double eps = 1e-8;           ///< >= 0
-  double weight_decay = 0;     ///< >= 0; Adam: L2 added to the gradient; AdamW: decoupled
-  bool amsgrad = false;        ///< keep the maximum of the second moments
+  double lr = 1e-3;         ///< >= 0
+  double beta1 = 0.9;       ///< in [0, 1)
+  double beta2 = 0.999;     ///< in [0, 1)
+  double eps = 1e-8;        ///< >= 0
+  double weight_decay = 0;  ///< >= 0; Adam: L2 added to the gradient; AdamW: decoupled
+  bool amsgrad = false;     ///< keep the maximum of the second moments
   bool maximize = false;
 };
 

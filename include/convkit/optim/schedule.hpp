@@ -26,8 +26,8 @@ struct StepDecayOptions {
 ///   lr(e) = base_lr * (start_factor + (1 - start_factor) * e / epochs)   for e < epochs
 ///   lr(e) = after(e - epochs)                                            afterwards
 struct WarmupOptions {
-  std::int64_t epochs = 0;            ///< >= 0; 0 means no warm-up
-  double start_factor = 1.0 / 3.0;    ///< in (0, 1], PyTorch's default
+  std::int64_t epochs = 0;          ///< >= 0; 0 means no warm-up
+  double start_factor = 1.0 / 3.0;  ///< in (0, 1], PyTorch's default
 };
 
 /// A learning rate as a pure function of the base rate and the epoch (or step) number.

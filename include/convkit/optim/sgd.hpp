@@ -10,12 +10,12 @@ namespace convkit::optim {
 
 /// Options of SGD, as torch.optim.SGD.
 struct SGDOptions {
-  double lr = 1e-3;           ///< >= 0
-  double momentum = 0;        ///< >= 0; 0 keeps no buffer
-  double dampening = 0;       ///< in [0, 1]
-  double weight_decay = 0;    ///< >= 0; L2 penalty added to the gradient
-  bool nesterov = false;      ///< needs momentum > 0 and dampening == 0
-  bool maximize = false;      ///< ascend instead of descend
+  double lr = 1e-3;         ///< >= 0
+  double momentum = 0;      ///< >= 0; 0 keeps no buffer
+  double dampening = 0;     ///< in [0, 1]
+  double weight_decay = 0;  ///< >= 0; L2 penalty added to the gradient
+  bool nesterov = false;    ///< needs momentum > 0 and dampening == 0
+  bool maximize = false;    ///< ascend instead of descend
 };
 
 /// Stochastic gradient descent, exactly torch.optim.SGD (per parameter p with gradient g):
