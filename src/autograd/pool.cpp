@@ -184,6 +184,7 @@ Variable average(const Variable& x, const Pool& p, const Tensor& tx, WindowFn wi
             for (I oy = 0; oy < p.oh; ++oy)
               for (I ox = 0; ox < p.ow; ++ox) {
                 const Window win = window(p, oy, ox);
+                if (win.h0 >= win.h1 || win.w0 >= win.w1) continue;  // a window all padding
                 const T share = static_cast<T>(pg[(c * p.oh + oy) * p.ow + ox] / win.divisor);
                 for (I h = win.h0; h < win.h1; ++h)
                   for (I w = win.w0; w < win.w1; ++w) pd[(c * p.ih + h) * p.iw + w] += share;

@@ -43,6 +43,13 @@ Shape with_last(const Shape& s, I last) {
 
 std::vector<I> sizes_of(const Shape& s) { return {s.begin(), s.end()}; }
 
+// Rows of a (..., k) tensor read as a matrix: the product of all but the last size.
+I rows_of(const Shape& s) {
+  I m = 1;
+  for (int d = 0; d + 1 < s.rank(); ++d) m *= s[d];
+  return m;
+}
+
 }  // namespace
 
 Variable matmul(const Variable& a, const Variable& b) {
@@ -54,7 +61,7 @@ Variable matmul(const Variable& a, const Variable& b) {
   const I k = a.size(a.dim() - 1), n = b.size(1);
   require(b.size(0) == k, "matmul: a {} and b {} do not match (a's last size {} vs b's {} rows)",
           a.shape().str(), b.shape().str(), k, b.size(0));
-  const I m = k == 0 ? 0 : a.numel() / k;
+  const I m = rows_of(a.shape());
   const Tensor ta = a.value(), tb = b.value();
   const Shape out_shape = with_last(ta.shape(), n);
   Tensor y = gemm(ta, tb, m, k, n).reshape(sizes_of(out_shape));
@@ -79,7 +86,7 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
   require(x.dim() >= 1 && x.size(x.dim() - 1) == w.size(1),
           "linear: x {} does not match w {} (x's last size must equal in = {})", x.shape().str(),
           w.shape().str(), w.size(1));
-  const I in = w.size(1), out = w.size(0), m = in == 0 ? 0 : x.numel() / in;
+  const I in = w.size(1), out = w.size(0), m = rows_of(x.shape());
   if (b.defined()) {
     detail::require_same_dtype(x.value(), b.value(), "linear", "x", "b");
     require(b.dim() == 1 && b.size(0) == out, "linear: b must have shape [{}], got {}", out,

@@ -73,6 +73,11 @@ TEST(ShapeGrad, MatmulAndLinear) {
   expect_gradcheck([](const V& v) { return linear(v[0], v[1], v[2]); }, {x, w, bias});
   expect_gradcheck([](const V& v) { return linear(v[0], v[1]); }, {a, w});
   EXPECT_EQ(linear(a, w, bias).shape(), (Shape{2, 3, 3}));
+  // An empty inner dimension gives zeros, like PyTorch.
+  const Variable e = linear(rnd({2, 0}, 1), rnd({3, 0}, 2), bias);
+  EXPECT_EQ(e.shape(), (Shape{2, 3}));
+  EXPECT_EQ(e.value().get({1, 2}), bias.value().get({2}));
+  EXPECT_EQ(matmul(rnd({3, 0}, 1), rnd({0, 2}, 2)).shape(), (Shape{3, 2}));
   convkit::test::expect_error<InvalidArgument>([&] { matmul(m, m); }, {"matmul", "[3, 4]"});
   convkit::test::expect_error<InvalidArgument>([&] { linear(x, rnd({3, 5}, 1)); },
                                                {"linear", "[2, 4]", "[3, 5]"});
@@ -196,6 +201,52 @@ TEST(LossGrad, CrossEntropyAndMse) {
   const Variable flat(Tensor::zeros({2, 5}, DType::F64));
   EXPECT_NEAR(cross_entropy(flat, Tensor::from_values({2}, {1, 2}, DType::I64)).value().get_flat(0),
               std::log(5.0), 1e-12);
+}
+
+}  // namespace
+}  // namespace convkit::ag
+
+namespace convkit::ag {
+namespace {
+
+// Every op gives the same values and gradients for a channels-last input as for a contiguous one.
+TEST(ChannelsLast, SameResultsAndGradients) {
+  const Tensor base = Tensor::uniform({2, 3, 5, 4}, -2, 2, 40, DType::F64);
+  const Tensor other = Tensor::uniform({2, 3, 5, 4}, -2, 2, 41, DType::F64);
+  const std::vector<std::pair<const char*, test::Fn>> ops = {
+      {"batch_norm", [](const V& v) { return batch_norm(v[0], {}, {}, {}, {}, true); }},
+      {"max_pool2d", [](const V& v) { return max_pool2d(v[0], {.kernel = {2}, .padding = {1}}); }},
+      {"avg_pool2d", [](const V& v) { return avg_pool2d(v[0], {.kernel = {3}, .stride = {1}}); }},
+      {"adaptive", [](const V& v) { return adaptive_avg_pool2d(v[0], 2, 3); }},
+      {"relu6", [](const V& v) { return relu6(v[0]); }},
+      {"add", [](const V& v) { return v[0] + v[1]; }},
+      {"mul_channel", [](const V& v) { return v[0] * mean(v[1], {2, 3}, true); }},
+      {"softmax", [](const V& v) { return softmax(v[0], 1); }},
+      {"concat", [](const V& v) { return concat({v[0], v[1]}, 1); }},
+      {"pad", [](const V& v) { return pad(v[0], {1}, {2}, PaddingMode::Reflect); }},
+      {"permute", [](const V& v) { return permute(v[0], {0, 2, 3, 1}); }},
+      {"flatten", [](const V& v) { return flatten(v[0]); }},
+  };
+  for (const auto& [name, fn] : ops) {
+    SCOPED_TRACE(name);
+    std::vector<Tensor> grads[2];
+    Tensor outs[2];
+    for (int cl = 0; cl < 2; ++cl) {
+      const MemoryFormat f = cl ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+      const Variable a(base.to(f), true), b(other.to(f), true);
+      const Variable y = fn({a, b});
+      outs[cl] = y.value();
+      y.backward(Tensor::uniform(y.shape(), -1, 1, 42, DType::F64));
+      grads[cl] = {a.grad(), b.grad()};
+    }
+    EXPECT_TRUE(allclose(outs[1], outs[0], 1e-12, 1e-12));
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_EQ(grads[0][i].defined(), grads[1][i].defined());
+      if (grads[0][i].defined()) {
+        EXPECT_TRUE(allclose(grads[1][i], grads[0][i], 1e-12, 1e-12));
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -36,6 +36,12 @@ const std::map<std::string, Factory>& layers() {
       {"convt2d_g2_s2_op1",
        make<ConvTranspose2d>(ConvOpts{.in = 4, .out = 6, .kernel = 3, .stride = 2, .padding = 1,
                                       .groups = 2, .output_padding = 1})},
+      {"convt2d_d2_g2_s2_op1",
+       make<ConvTranspose2d>(ConvOpts{.in = 4, .out = 6, .kernel = 3, .stride = 2, .padding = 2,
+                                      .dilation = 2, .groups = 2, .output_padding = 1})},
+      {"conv2d_same_circular_d2",
+       make<Conv2d>(ConvOpts{.in = 3, .out = 4, .kernel = 3, .padding = Padding::same(),
+                             .dilation = 2, .padding_mode = PaddingMode::Circular})},
       {"convt3d_s2_p1", make<ConvTranspose3d>(ConvOpts{.in = 2, .out = 4, .kernel = 3,
                                                         .stride = 2, .padding = 1})},
       {"depthwise_mult2", make<DepthwiseConv2d>(DepthwiseOpts{.channels = 4, .multiplier = 2})},
@@ -108,8 +114,8 @@ TEST_P(LayerFixture, ForwardAndGradientsMatchPyTorch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Nn, LayerFixture, ::testing::ValuesIn(layer_names()),
-                         [](const auto& info) {
-                           std::string s = info.param;
+                         [](const auto& param_info) {
+                           std::string s = param_info.param;
                            for (char& c : s)
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            return s;

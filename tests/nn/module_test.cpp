@@ -210,3 +210,37 @@ TEST(MobileNet, V1Structure) {
 
 }  // namespace
 }  // namespace convkit::nn
+
+namespace convkit::nn {
+namespace {
+
+TEST(Module, LoadStateDictConvertsDtypes) {
+  BatchNorm2d bn({.features = 2});
+  StateDict sd;
+  for (const auto& [k, t] : bn.state_dict()) sd.emplace_back(k, Tensor::full(t.shape(), 3, DType::F64));
+  bn.load_state_dict(sd);
+  EXPECT_EQ(bn.running_var.dtype(), DType::F32);
+  EXPECT_EQ(bn.running_var.get_flat(1), 3.0);
+  EXPECT_EQ(bn.num_batches_tracked.dtype(), DType::I64);
+  EXPECT_EQ(bn.num_batches_tracked.get_flat(0), 3.0);
+}
+
+TEST(Module, BatchNormCountsTrainingBatchesOnly) {
+  BatchNorm2d bn({.features = 2});
+  ag::Variable x(Tensor::uniform({3, 2, 2, 2}, -1, 1, 5));
+  bn(x);
+  bn(x);
+  bn.eval();
+  bn(x);
+  EXPECT_EQ(bn.num_batches_tracked.get_flat(0), 2.0);
+}
+
+TEST(MobileNet, V1ForwardShapeAtQuarterWidth) {
+  MobileNetV1 model({.width = 0.25, .num_classes = 7});
+  model.eval();
+  ag::NoGradGuard no_grad;
+  EXPECT_EQ(model(ag::Variable(Tensor::uniform({2, 3, 32, 32}, -1, 1, 3))).shape(), (Shape{2, 7}));
+}
+
+}  // namespace
+}  // namespace convkit::nn
