@@ -2,6 +2,7 @@
 #include "convkit/io/checkpoint.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/fsuid.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -159,15 +160,44 @@ TEST(CheckpointAtomicity, FullDiskKeepsThePrevious) {
   EXPECT_TRUE(dir.temporaries().empty()) << "a failed (not crashed) save cleans up";
 }
 
+/// Runs `fn` with the calling thread's filesystem uid set to nobody's when running as root:
+/// on Linux that also drops CAP_DAC_OVERRIDE for this thread, so permissions apply to root
+/// too. Returns false when the switch is not allowed (then `fn` did not run).
+template <typename Fn>
+bool as_unprivileged(Fn&& fn) {
+  if (::geteuid() != 0) {
+    fn();
+    return true;
+  }
+  constexpr uid_t kNobody = 65534;
+  ::setfsuid(kNobody);
+  const bool switched = ::setfsuid(kNobody) == static_cast<int>(kNobody);  // returns the current
+  if (switched) {
+    try {
+      fn();
+    } catch (...) {
+      ::setfsuid(0);
+      throw;
+    }
+  }
+  ::setfsuid(0);
+  return switched;
+}
+
 TEST(CheckpointAtomicity, UnwritableFolderKeepsThePrevious) {
   TempDir dir;
   const fs::path path = dir.path / "last.safetensors";
   save_checkpoint(path, sample(1));
-  fs::permissions(dir.path, fs::perms::owner_read | fs::perms::owner_exec);
-  if (::access(dir.path.c_str(), W_OK) == 0)
-    GTEST_SKIP() << "running as root: permissions are not enforced (FullDisk covers root)";
-  expect_error<IoError>([&] { save_checkpoint(path, sample(2)); }, {path.string()});
+  fs::permissions(dir.path, fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
+  if (::geteuid() != 0)
+    fs::permissions(dir.path, fs::perms::owner_read | fs::perms::owner_exec);
+  const bool ran = as_unprivileged([&] {
+    expect_error<IoError>([&] { save_checkpoint(path, sample(2)); },
+                          {path.string(), "Permission denied"});
+  });
+  if (!ran) GTEST_SKIP() << "running as root and cannot switch the filesystem uid";
   expect_same(load_checkpoint(path), sample(1));
+  EXPECT_TRUE(dir.temporaries().empty());
 }
 
 /// Writes a safetensors file with these metadata and tensor names, as a checkpoint impostor.
