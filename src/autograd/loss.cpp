@@ -20,7 +20,7 @@ const char* reduction_name(Reduction r) {
   return "?";
 }
 
-// Per-sample losses (length n) reduced to a scalar, or kept as shape (n).
+// Per-position losses reduced to a scalar, or kept with the targets' shape.
 Tensor reduce_losses(const std::vector<double>& losses, Reduction r, const Shape& none_shape,
                      DType dtype) {
   if (r == Reduction::None) return Tensor::from_values(none_shape, losses, dtype);
@@ -30,7 +30,7 @@ Tensor reduce_losses(const std::vector<double>& losses, Reduction r, const Shape
   return Tensor::from_values(Shape{}, {s}, dtype);
 }
 
-// d(reduced)/d(sample i) times the incoming gradient.
+// d(reduced)/d(loss at position p) times the incoming gradient.
 std::vector<double> per_sample_grad(const Tensor& g, Reduction r, std::size_t n) {
   if (r == Reduction::None) return g.to_vector();
   const double gv = g.get_flat(0) / (r == Reduction::Mean ? static_cast<double>(n) : 1.0);
@@ -44,62 +44,71 @@ Variable cross_entropy(const Variable& logits, const Tensor& targets, Reduction 
   require(logits.defined(), "cross_entropy: logits are undefined");
   require(targets.defined(), "cross_entropy: targets are undefined");
   detail::require_float(logits.value(), "cross_entropy", "logits");
-  require(logits.dim() == 2, "cross_entropy: logits must be (N, C), got shape {}",
+  require(logits.dim() >= 2, "cross_entropy: logits must be (N, C) or (N, C, d...), got shape {}",
           logits.shape().str());
   const I n = logits.size(0), classes = logits.size(1);
-  require(targets.dim() == 1 && targets.size(0) == n,
-          "cross_entropy: targets must have shape [{}] (one class index per row of logits {}), "
-          "got {}",
-          n, logits.shape().str(), targets.shape().str());
+  // Targets are logits' shape without C: (N) or (N, d...).
+  std::vector<I> target_sizes{n};
+  for (int d = 2; d < logits.dim(); ++d) target_sizes.push_back(logits.size(d));
+  const Shape target_shape{std::span<const I>(target_sizes)};
+  require(targets.shape() == target_shape,
+          "cross_entropy: targets must have shape {} (one class index per position of logits "
+          "{}), got {}",
+          target_shape.str(), logits.shape().str(), targets.shape().str());
   require(classes > 0, "cross_entropy: logits {} have no classes", logits.shape().str());
-  require(reduction != Reduction::Mean || n > 0,
+  const I positions = target_shape.numel(), spatial = n == 0 ? 0 : positions / n;
+  require(reduction != Reduction::Mean || positions > 0,
           "cross_entropy: mean reduction of an empty batch");
   require(label_smoothing >= 0 && label_smoothing <= 1,
           "cross_entropy: label_smoothing must be in [0, 1], got {}", label_smoothing);
-  std::vector<I> target(static_cast<std::size_t>(n));
-  for (I i = 0; i < n; ++i) {
+  std::vector<I> target(static_cast<std::size_t>(positions));
+  for (I i = 0; i < positions; ++i) {
     const double t = targets.get_flat(i);
     require(t == std::floor(t) && t >= 0 && t < static_cast<double>(classes),
-            "cross_entropy: target {} of sample {} is not a class index in [0, {})", t, i,
+            "cross_entropy: target {} at position {} is not a class index in [0, {})", t, i,
             classes);
     target[static_cast<std::size_t>(i)] = static_cast<I>(t);
   }
-  // log-softmax per row, then loss_i = -sum_c q_ic log p_ic with
-  // q = (1 - ls) onehot(t) + ls / C.
+  // Position p = (i, s) reads logits (i, c, s) at (i*C + c)*S + s. log-softmax over c, then
+  // loss_p = -sum_c q_pc log p_pc with q = (1 - ls) onehot(t) + ls / C.
+  auto at = [classes, spatial](I p, I c) {
+    return static_cast<std::size_t>(((p / spatial) * classes + c) * spatial + p % spatial);
+  };
   const std::vector<double> z = logits.value().to_vector();
-  std::vector<double> logp(z.size()), losses(static_cast<std::size_t>(n));
+  std::vector<double> logp(z.size()), losses(static_cast<std::size_t>(positions));
   const double ls = label_smoothing, uniform = ls / static_cast<double>(classes);
-  for (I i = 0; i < n; ++i) {
-    const double* row = z.data() + i * classes;
+  for (I p = 0; p < positions; ++p) {
     double mx = -INFINITY;
-    for (I c = 0; c < classes; ++c) mx = std::max(mx, row[c]);
+    for (I c = 0; c < classes; ++c) mx = std::max(mx, z[at(p, c)]);
     double s = 0;
-    for (I c = 0; c < classes; ++c) s += std::exp(row[c] - mx);
+    for (I c = 0; c < classes; ++c) s += std::exp(z[at(p, c)] - mx);
     const double lse = mx + std::log(s);
     double loss = 0;
     for (I c = 0; c < classes; ++c) {
-      const double lp = row[c] - lse;
-      logp[static_cast<std::size_t>(i * classes + c)] = lp;
-      const double q = (c == target[static_cast<std::size_t>(i)] ? 1 - ls : 0) + uniform;
+      const double lp = z[at(p, c)] - lse;
+      logp[at(p, c)] = lp;
+      const double q = (c == target[static_cast<std::size_t>(p)] ? 1 - ls : 0) + uniform;
       loss -= q * lp;
     }
-    losses[static_cast<std::size_t>(i)] = loss;
+    losses[static_cast<std::size_t>(p)] = loss;
   }
   const DType dtype = logits.dtype();
-  Tensor y = reduce_losses(losses, reduction, Shape{n}, dtype);
+  const Shape logits_shape = logits.shape();
+  Tensor y = reduce_losses(losses, reduction, target_shape, dtype);
   return Variable::from_op(
       y, {logits},
-      [logp, target, n, classes, ls, uniform, reduction, dtype](const Tensor& g)
-          -> std::vector<Tensor> {
-        const std::vector<double> gi = per_sample_grad(g, reduction, static_cast<std::size_t>(n));
+      [logp, target, positions, classes, at, ls, uniform, reduction, dtype,
+       logits_shape](const Tensor& g) -> std::vector<Tensor> {
+        const std::vector<double> gp =
+            per_sample_grad(g, reduction, static_cast<std::size_t>(positions));
         std::vector<double> d(logp.size());
-        for (I i = 0; i < n; ++i)
+        for (I p = 0; p < positions; ++p)
           for (I c = 0; c < classes; ++c) {
-            const auto k = static_cast<std::size_t>(i * classes + c);
-            const double q = (c == target[static_cast<std::size_t>(i)] ? 1 - ls : 0) + uniform;
-            d[k] = gi[static_cast<std::size_t>(i)] * (std::exp(logp[k]) - q);
+            const std::size_t k = at(p, c);
+            const double q = (c == target[static_cast<std::size_t>(p)] ? 1 - ls : 0) + uniform;
+            d[k] = gp[static_cast<std::size_t>(p)] * (std::exp(logp[k]) - q);
           }
-        return {Tensor::from_values(Shape{n, classes}, d, dtype)};
+        return {Tensor::from_values(logits_shape, d, dtype)};
       },
       std::string("cross_entropy(") + reduction_name(reduction) + ")");
 }

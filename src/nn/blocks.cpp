@@ -38,7 +38,9 @@ InvertedResidual::InvertedResidual(std::int64_t in, std::int64_t out, std::int64
     : use_res_(stride == 1 && in == out) {
   require(stride == 1 || stride == 2, "InvertedResidual: stride must be 1 or 2, got {}", stride);
   require(expand_ratio >= 1, "InvertedResidual: expand_ratio must be >= 1, got {}", expand_ratio);
-  const auto hidden = static_cast<std::int64_t>(std::round(static_cast<double>(in) * expand_ratio));
+  // Python's round(): ties to even, which std::nearbyint does in the default rounding mode.
+  const auto hidden =
+      static_cast<std::int64_t>(std::nearbyint(static_cast<double>(in) * expand_ratio));
   conv = register_module("conv", std::make_shared<Sequential>());
   if (expand_ratio != 1.0)
     conv->push_back(std::make_shared<ConvBNAct>(

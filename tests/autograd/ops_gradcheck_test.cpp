@@ -188,6 +188,15 @@ TEST(LossGrad, CrossEntropyAndMse) {
     for (double ls : {0.0, 0.1})
       expect_gradcheck([&targets, r, ls](const V& v) { return cross_entropy(v[0], targets, r, ls); },
                        {logits});
+  const Variable pix = rnd({2, 3, 2, 2}, 33, true, -2, 2);
+  const Tensor pix_targets =
+      Tensor::from_values({2, 2, 2}, {0, 1, 2, 2, 1, 0, 0, 1}, DType::I64);
+  for (Reduction r : {Reduction::Mean, Reduction::None})
+    expect_gradcheck(
+        [&pix_targets, r](const V& v) { return cross_entropy(v[0], pix_targets, r, 0.1); }, {pix});
+  convkit::test::expect_error<InvalidArgument>(
+      [&] { cross_entropy(pix, Tensor::zeros({2, 2}, DType::I64)); },
+      {"cross_entropy", "[2, 2, 2]", "[2, 2]"});
   const Variable a = rnd({2, 3}, 31), b = rnd({2, 3}, 32);
   for (Reduction r : {Reduction::Mean, Reduction::Sum, Reduction::None})
     expect_gradcheck([r](const V& v) { return mse_loss(v[0], v[1], r); }, {a, b});

@@ -103,7 +103,8 @@ Variable pad(const Variable& x, const std::vector<std::int64_t>& before,
 // ---- losses ----
 enum class Reduction { Mean, Sum, None };
 /// logits (N, C), targets (N) class indices stored as I64 (or F32/F64 holding integers);
-/// label_smoothing as torch.nn.functional.cross_entropy.
+/// label_smoothing as torch.nn.functional.cross_entropy. Also (N, C, d...) logits with
+/// (N, d...) targets (per-pixel classes); Mean then averages over all N*d positions.
 Variable cross_entropy(const Variable& logits, const Tensor& targets,
                        Reduction reduction = Reduction::Mean, double label_smoothing = 0);
 Variable mse_loss(const Variable& input, const Variable& target,
