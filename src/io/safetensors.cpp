@@ -20,6 +20,8 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "io/save_hook.hpp"
+
 namespace convkit::io {
 namespace {
 
@@ -279,7 +281,11 @@ void check_layout(const std::string& source, const std::vector<Entry>& entries,
 
 std::string io_reason(int err) { return std::generic_category().message(err); }
 
+thread_local detail::SaveHook save_hook;
+
 }  // namespace
+
+void detail::set_save_hook(SaveHook hook) { save_hook = std::move(hook); }
 
 const Tensor& SafetensorsFile::at(const std::string& name) const {
   for (const auto& [n, t] : tensors)
@@ -438,11 +444,20 @@ void save_safetensors(const std::filesystem::path& path,
     if (wrote == 0) give_up("writing", "no progress (write returned 0)");  // never spin
     if (wrote > 0) done += static_cast<std::size_t>(wrote);
   }
+  if (save_hook) {
+    try {
+      save_hook(detail::SaveStage::Written, tmp);
+    } catch (...) {
+      ::close(fd);  // a simulated crash: the temporary stays, as a killed process leaves it
+      throw;
+    }
+  }
   // fsync before rename: otherwise a crash can leave the new name pointing at empty blocks.
   if (::fsync(fd) != 0) give_up("flushing", io_reason(errno));
   const int closed = ::close(fd);
   fd = -1;
   if (closed != 0) give_up("closing", io_reason(errno));
+  if (save_hook) save_hook(detail::SaveStage::Synced, tmp);
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) give_up("renaming", ec.message());

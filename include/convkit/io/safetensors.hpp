@@ -48,8 +48,10 @@ std::vector<std::uint8_t> serialize_safetensors(
     const std::vector<std::pair<std::string, Tensor>>& tensors,
     const std::map<std::string, std::string>& metadata = {});
 
-/// Writes atomically: a temporary file in the same folder, flushed, then renamed
-/// over `path`, so a failed save never destroys an existing file.
+/// Writes atomically: a temporary file in the same folder, fsynced, then renamed over
+/// `path`, then the folder fsynced (best effort), so a failed save never destroys an
+/// existing file. A failed save removes its temporary; only a crash leaves one behind
+/// (named "<path>.tmp.<pid>.<n>").
 void save_safetensors(const std::filesystem::path& path,
                       const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
