@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs convkit's build and test dependencies from Debian's packages when missing.
 set -euo pipefail
-packages=(cmake ninja-build g++ libgtest-dev libfmt-dev nlohmann-json3-dev libhwy-dev)
+packages=(cmake ninja-build g++ libgtest-dev libfmt-dev nlohmann-json3-dev libhwy-dev
+          libopenblas-openmp-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,7 @@
 
 #include "kernels/conv/conv_params.hpp"
 #include "kernels/conv/conv_ref.hpp"
+#include "kernels/conv_gemm/conv_gemm.hpp"
 
 namespace convkit::kernels {
 
@@ -50,6 +51,17 @@ inline bool supports_everything(const ConvParams&) { return true; }
 template <typename T>
 std::span<const ConvKernel<T>> conv_kernels() {
   static constexpr ConvKernel<T> list[] = {
+      // Dense and grouped (not depthwise) through OpenBLAS: pointwise straight on the
+      // tensors, everything else through im2col.
+      {sizeof(T) == 4 ? "conv_f32_nchw_1x1__gemm" : "conv_f64_nchw_1x1__gemm",
+       conv_1x1_gemm_supports<GemmLayout::Nchw>, conv_1x1_gemm_fwd<T>, conv_1x1_gemm_bwd_data<T>,
+       conv_1x1_gemm_bwd_weights<T>},
+      {sizeof(T) == 4 ? "conv_f32_nhwc_1x1__gemm" : "conv_f64_nhwc_1x1__gemm",
+       conv_1x1_gemm_supports<GemmLayout::Nhwc>, conv_1x1_gemm_fwd<T>, conv_1x1_gemm_bwd_data<T>,
+       conv_1x1_gemm_bwd_weights<T>},
+      {sizeof(T) == 4 ? "conv_f32_im2col__gemm" : "conv_f64_im2col__gemm",
+       conv_im2col_gemm_supports, conv_im2col_gemm_fwd<T>, conv_im2col_gemm_bwd_data<T>,
+       conv_im2col_gemm_bwd_weights<T>},
       // Optimized kernels go above this line, fastest first.
       {sizeof(T) == 4 ? "conv_f32__ref" : "conv_f64__ref", supports_everything,
        conv_fwd_ref<T>, conv_bwd_data_ref<T>, conv_bwd_weights_ref<T>},
