@@ -117,11 +117,17 @@ inline bool strides_fit_int(const ConvParams& p) {
   return true;
 }
 
-/// Weights dense (o, i, kd, kh, kw), as src/ops/ passes them.
+/// Weights dense (o, i, kd, kh, kw), as src/ops/ passes them; the stride of a dimension of
+/// extent 1 is never used (src/ops/ leaves 0 in the slots a 1-D or 2-D problem lacks).
 inline bool dense_weights(const ConvParams& p) {
-  const I ks = p.k[0] * p.k[1] * p.k[2];
-  return p.wei_s[4] == 1 && p.wei_s[3] == p.k[2] && p.wei_s[2] == p.k[1] * p.k[2] &&
-         p.wei_s[1] == ks && p.wei_s[0] == p.icg * ks;
+  const std::array<I, 5> extent{p.g * p.ocg, p.icg, p.k[0], p.k[1], p.k[2]};
+  I stride = 1;
+  for (int d = 4; d >= 0; --d) {
+    const auto u = static_cast<std::size_t>(d);
+    if (extent[u] != 1 && p.wei_s[u] != stride) return false;
+    stride *= extent[u];
+  }
+  return true;
 }
 
 /// Depthwise problems (one input channel per group, several groups) belong to the dwconv
