@@ -219,11 +219,12 @@ void conv_im2col_gemm_bwd_weights(const ConvParams& p, const T* src, const T* di
   }
 }
 
-template void conv_im2col_gemm_fwd<float>(const ConvParams&, const float*, const float*, const float*, float*);
-template void conv_im2col_gemm_fwd<double>(const ConvParams&, const double*, const double*, const double*, double*);
-template void conv_im2col_gemm_bwd_data<float>(const ConvParams&, const float*, const float*, float*);
-template void conv_im2col_gemm_bwd_data<double>(const ConvParams&, const double*, const double*, double*);
-template void conv_im2col_gemm_bwd_weights<float>(const ConvParams&, const float*, const float*, float*);
-template void conv_im2col_gemm_bwd_weights<double>(const ConvParams&, const double*, const double*, double*);
+#define CONVKIT_INSTANTIATE(T)                                                           \
+  template void conv_im2col_gemm_fwd<T>(const ConvParams&, const T*, const T*, const T*, T*);  \
+  template void conv_im2col_gemm_bwd_data<T>(const ConvParams&, const T*, const T*, T*);       \
+  template void conv_im2col_gemm_bwd_weights<T>(const ConvParams&, const T*, const T*, T*);
+CONVKIT_INSTANTIATE(float)
+CONVKIT_INSTANTIATE(double)
+#undef CONVKIT_INSTANTIATE
 
 }  // namespace convkit::kernels
