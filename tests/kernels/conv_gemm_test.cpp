@@ -2,6 +2,7 @@
 // grouped and pointwise problems (never depthwise ones) in 1-D, 2-D and 3-D, and problems
 // large enough to cut im2col into several pixel blocks agree with the reference.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <string>
 
@@ -96,6 +97,33 @@ TEST(ConvGemm, ProblemsCutIntoSeveralPixelBlocksMatchTheReference) {
   const Tensor wide = Tensor::uniform({1, 64, 44, 47}, -1, 1, 4);
   expect_matches_reference(wide.narrow(3, 2, 44), Tensor::uniform({4, 64, 3, 3}, -1, 1, 5),
                            Tensor{}, {.padding = 1}, "src view");
+}
+
+// One image and one group make a single task, so src/ops/ calls the kernel outside a parallel
+// region and OpenBLAS splits each GEMM over the OpenMP threads itself. Its partition (and so
+// which edge micro-kernels sum which elements) depends on the thread count: the bits are
+// reproducible for a given count, and only close across counts.
+TEST(ConvGemm, OpenBlasThreadsAreReproducibleForAGivenCount) {
+  const int threads = omp_get_max_threads();
+  const Tensor x = Tensor::uniform({1, 48, 40, 40}, -1, 1, 1);
+  for (const Tensor& w : {Tensor::uniform({96, 48, 1, 1}, -1, 1, 2),
+                          Tensor::uniform({32, 48, 3, 3}, -1, 1, 3)}) {
+    const ConvProblem p = ConvProblem::make(x, w, Tensor{}, {.padding = w.size(2) / 2}, false);
+    const Tensor dy = Tensor::uniform(p.dst_shape(), -1, 1, 4);
+    auto run = [&](int n) {
+      omp_set_num_threads(n);
+      return std::array<Tensor, 3>{conv_forward(p, x, w, Tensor{}), conv_backward_data(p, dy, w),
+                                   conv_backward_weights(p, x, dy)};
+    };
+    const auto one = run(1), two = run(2), two_again = run(2);
+    EXPECT_NE(last_conv_kernel().find("gemm"), std::string::npos);
+    for (std::size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(two[i].to_vector(), two_again[i].to_vector()) << "pass " << i << " k" << w.size(2);
+      const CloseResult r = allclose(one[i], two[i], 1e-5, 1e-5);
+      EXPECT_TRUE(r) << "pass " << i << " k" << w.size(2) << ": " << r.message;
+    }
+  }
+  omp_set_num_threads(threads);
 }
 
 }  // namespace

@@ -25,7 +25,10 @@ inline const char* pass_name(ConvPass pass) {
 /// - `supports(p)` is cheap and decides alone whether the kernel takes p; a null pass
 ///   pointer means the kernel does not implement that pass.
 /// - every pass writes every element of its output (no zero-fill by the caller), reads
-///   only through the strides in p, allocates nothing and starts no threads.
+///   only through the strides in p, allocates nothing inside its loops (per-thread scratch
+///   grown once at the start of a call is fine) and starts no threads of its own. A library
+///   it calls may use the OpenMP threads when src/ops/ calls it outside a parallel region
+///   (OpenBLAS's OpenMP build does; inside a parallel region it runs single-threaded).
 /// - results for one group do not depend on the other groups in the call, nor (for fwd and
 ///   bwd_data) on the other images: src/ops/ splits calls over images and group blocks, and
 ///   a given thread count must give bit-identical results.
