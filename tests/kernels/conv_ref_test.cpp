@@ -9,6 +9,14 @@
 namespace convkit {
 namespace {
 
+// These are properties of the reference alone: optimized kernels round differently per
+// layout and view (the list-driven test in conv_kernels_test.cpp covers them).
+class ConvRef : public ::testing::Test {
+ protected:
+  void SetUp() override { force_conv_kernel("ref"); }
+  void TearDown() override { force_conv_kernel(""); }
+};
+
 struct Passes {
   Tensor dst, diff_src, diff_wei, diff_bias;
 };
@@ -28,7 +36,7 @@ void expect_same(const Passes& a, const Passes& b, double tol, const std::string
   }
 }
 
-TEST(ConvRef, Float32AgreesWithFloat64) {
+TEST_F(ConvRef, Float32AgreesWithFloat64) {
   std::mt19937_64 rng(7);
   for (int i = 0; i < test::sweep_size(200, 5000); ++i) {
     const ConvProblem p64 = test::random_conv(rng, DType::F64, 3000).p;
@@ -45,13 +53,7 @@ TEST(ConvRef, Float32AgreesWithFloat64) {
   }
 }
 
-TEST(ConvRef, LayoutDoesNotChangeResults) {
-  // Bitwise equality holds for the reference only: an optimized kernel may take one layout
-  // and not the other, and it rounds differently.
-  force_conv_kernel("ref");
-  struct Unforce {
-    ~Unforce() { force_conv_kernel(""); }
-  } unforce;
+TEST_F(ConvRef, LayoutDoesNotChangeResults) {
   std::mt19937_64 rng(8);
   for (int i = 0; i < test::sweep_size(100, 2500); ++i) {
     ConvProblem p = test::random_conv(rng, DType::F32, 3000).p;
@@ -70,7 +72,7 @@ TEST(ConvRef, LayoutDoesNotChangeResults) {
   }
 }
 
-TEST(ConvRef, StridedViewsGiveTheSameResults) {
+TEST_F(ConvRef, StridedViewsGiveTheSameResults) {
   std::mt19937_64 rng(9);
   for (int i = 0; i < test::sweep_size(60, 1500); ++i) {
     const ConvProblem p = test::random_conv(rng, DType::F64, 2000).p;
@@ -89,7 +91,7 @@ TEST(ConvRef, StridedViewsGiveTheSameResults) {
   }
 }
 
-TEST(ConvRef, ThreadCountDoesNotChangeResults) {
+TEST_F(ConvRef, ThreadCountDoesNotChangeResults) {
   std::mt19937_64 rng(10);
   const int threads = omp_get_max_threads();
   for (int i = 0; i < test::sweep_size(40, 1000); ++i) {

@@ -98,5 +98,28 @@ TEST(ApiExamples, ReadmeTour) {
   EXPECT_EQ(z.shape(), (Shape{8, 16, 56, 56}));
 }
 
+TEST(ApiExamples, WhichKernelRunsAndForcingTheReference) {
+  const Tensor x = Tensor::uniform({1, 32, 8, 8}, -1, 1, 20);
+  const Tensor w_pointwise = Tensor::uniform({64, 32, 1, 1}, -1, 1, 21);
+  const Tensor y = conv2d(x, w_pointwise);
+  EXPECT_EQ(last_conv_kernel(), "conv_f32_nchw_1x1__gemm");
+  force_conv_kernel("ref");
+  const Tensor y_ref = conv2d(x, w_pointwise);
+  EXPECT_EQ(last_conv_kernel(), "conv_f32__ref");
+  force_conv_kernel("");
+  expect_close(y, y_ref);
+  set_conv_trace(true);
+  ::testing::internal::CaptureStderr();
+  conv2d(x, w_pointwise);
+  const std::string line = ::testing::internal::GetCapturedStderr();
+  set_conv_trace(false);
+  EXPECT_EQ(line,
+            "convkit: fwd g1mb1ic32ih8iw8oc64oh8ow8kh1kw1sh1sw1ph0pw0dh0dw0 -> "
+            "conv_f32_nchw_1x1__gemm\n");
+  const std::vector<std::string> all = conv_kernel_names("f32");
+  EXPECT_EQ(all.front(), "conv_f32_nchw_1x1__gemm");
+  EXPECT_EQ(all.back(), "conv_f32__ref");
+}
+
 }  // namespace
 }  // namespace convkit

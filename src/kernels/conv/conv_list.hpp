@@ -1,13 +1,16 @@
 // The one list of convolution kernels: dispatch, tests and benchmarks all walk it.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <span>
 #include <type_traits>
 
 #include "kernels/conv/conv_params.hpp"
 #include "kernels/conv/conv_ref.hpp"
-#include "kernels/dwconv/dwconv_nchw_bwdw.hpp"
+#include "kernels/conv_gemm/conv_gemm.hpp"
 #include "kernels/dwconv/dwconv_nchw.hpp"
+#include "kernels/dwconv/dwconv_nchw_bwdw.hpp"
 
 namespace convkit::kernels {
 
@@ -27,7 +30,10 @@ inline const char* pass_name(ConvPass pass) {
 /// - `supports(p)` is cheap and decides alone whether the kernel takes p; a null pass
 ///   pointer means the kernel does not implement that pass.
 /// - every pass writes every element of its output (no zero-fill by the caller), reads
-///   only through the strides in p, allocates nothing and starts no threads.
+///   only through the strides in p, allocates nothing inside its loops (per-thread scratch
+///   grown once at the start of a call is fine) and starts no threads of its own. A library
+///   it calls may use the OpenMP threads when src/ops/ calls it outside a parallel region
+///   (OpenBLAS's OpenMP build does; inside a parallel region it runs single-threaded).
 /// - results for one group do not depend on the other groups in the call, nor (for fwd and
 ///   bwd_data) on the other images: src/ops/ splits calls over images and group blocks, and
 ///   a given thread count must give bit-identical results.
@@ -49,53 +55,86 @@ struct ConvKernel {
 
 inline bool supports_everything(const ConvParams&) { return true; }
 
-/// Fastest first; the last entry is the reference, which takes every problem and pass.
+// One list per family, fastest first; conv_kernels() joins them.
+
+/// Depthwise (icg == 1), float32 only: Highway kernels in src/kernels/dwconv/.
+inline constexpr ConvKernel<float> kDwconvKernels[] = {
+    // Backward-weights, NCHW rows (dwconv_nchw_bwdw*.cpp); kw = 7 and up take the large
+    // path, which measured faster than row blocking from 7 x 7 on.
+    {"dwconv2d_f32_nchw_bwdw_k3s1__hwy", dwconv_nchw_bwdw_kxk_supports<3, 1>, nullptr, nullptr,
+     dwconv_nchw_bwdw_kxk_hwy<3, 1>},
+    {"dwconv2d_f32_nchw_bwdw_k3s2__hwy", dwconv_nchw_bwdw_kxk_supports<3, 2>, nullptr, nullptr,
+     dwconv_nchw_bwdw_kxk_hwy<3, 2>},
+    {"dwconv2d_f32_nchw_bwdw_k5s1__hwy", dwconv_nchw_bwdw_kxk_supports<5, 1>, nullptr, nullptr,
+     dwconv_nchw_bwdw_kxk_hwy<5, 1>},
+    {"dwconv2d_f32_nchw_bwdw_k5s2__hwy", dwconv_nchw_bwdw_kxk_supports<5, 2>, nullptr, nullptr,
+     dwconv_nchw_bwdw_kxk_hwy<5, 2>},
+    {"dwconv2d_f32_nchw_bwdw_large__hwy", dwconv_nchw_bwdw_large_supports, nullptr, nullptr,
+     dwconv_nchw_bwdw_large_hwy},
+    {"dwconv2d_f32_nchw_bwdw__hwy", dwconv_nchw_bwdw_generic_supports, nullptr, nullptr,
+     dwconv_nchw_bwdw_generic_hwy},
+    // Forward and backward-data, NCHW rows (dwconv_nchw_*.cpp).
+    {"dwconv2d_f32_nchw_k3s1__hwy", dwconv_nchw_kxk_supports<3, 1>, dwconv_nchw_kxk_fwd_hwy<3, 1>,
+     dwconv_nchw_kxk_bwd_data_hwy<3, 1>, nullptr},
+    {"dwconv2d_f32_nchw_k3s2__hwy", dwconv_nchw_kxk_supports<3, 2>, dwconv_nchw_kxk_fwd_hwy<3, 2>,
+     dwconv_nchw_kxk_bwd_data_hwy<3, 2>, nullptr},
+    {"dwconv2d_f32_nchw_k5s1__hwy", dwconv_nchw_kxk_supports<5, 1>, dwconv_nchw_kxk_fwd_hwy<5, 1>,
+     dwconv_nchw_kxk_bwd_data_hwy<5, 1>, nullptr},
+    {"dwconv2d_f32_nchw_k5s2__hwy", dwconv_nchw_kxk_supports<5, 2>, dwconv_nchw_kxk_fwd_hwy<5, 2>,
+     dwconv_nchw_kxk_bwd_data_hwy<5, 2>, nullptr},
+    {"dwconv2d_f32_nchw_k7s1__hwy", dwconv_nchw_kxk_supports<7, 1>, dwconv_nchw_kxk_fwd_hwy<7, 1>,
+     dwconv_nchw_kxk_bwd_data_hwy<7, 1>, nullptr},
+    {"dwconv2d_f32_nchw_k7s2__hwy", dwconv_nchw_kxk_supports<7, 2>, dwconv_nchw_kxk_fwd_hwy<7, 2>,
+     dwconv_nchw_kxk_bwd_data_hwy<7, 2>, nullptr},
+    {"dwconv2d_f32_nchw_large__hwy", dwconv_nchw_large_supports, dwconv_nchw_large_fwd_hwy,
+     dwconv_nchw_large_bwd_data_hwy, nullptr},
+    {"dwconv2d_f32_nchw__hwy", dwconv_nchw_generic_supports, dwconv_nchw_generic_fwd_hwy,
+     dwconv_nchw_generic_bwd_data_hwy, nullptr},
+};
+
+/// Dense and grouped (not depthwise) through OpenBLAS: pointwise straight on the tensors,
+/// everything else through im2col (src/kernels/conv_gemm/).
+template <typename T>
+inline constexpr ConvKernel<T> kGemmKernels[] = {
+    {sizeof(T) == 4 ? "conv_f32_nchw_1x1__gemm" : "conv_f64_nchw_1x1__gemm",
+     conv_1x1_gemm_supports<GemmLayout::Nchw>, conv_1x1_gemm_fwd<T>, conv_1x1_gemm_bwd_data<T>,
+     conv_1x1_gemm_bwd_weights<T>},
+    {sizeof(T) == 4 ? "conv_f32_nhwc_1x1__gemm" : "conv_f64_nhwc_1x1__gemm",
+     conv_1x1_gemm_supports<GemmLayout::Nhwc>, conv_1x1_gemm_fwd<T>, conv_1x1_gemm_bwd_data<T>,
+     conv_1x1_gemm_bwd_weights<T>},
+    {sizeof(T) == 4 ? "conv_f32_im2col__gemm" : "conv_f64_im2col__gemm",
+     conv_im2col_gemm_supports, conv_im2col_gemm_fwd<T>, conv_im2col_gemm_bwd_data<T>,
+     conv_im2col_gemm_bwd_weights<T>},
+};
+
+/// The reference: takes every problem and pass; always last.
+template <typename T>
+inline constexpr ConvKernel<T> kRefKernel = {sizeof(T) == 4 ? "conv_f32__ref" : "conv_f64__ref",
+                                             supports_everything, conv_fwd_ref<T>,
+                                             conv_bwd_data_ref<T>, conv_bwd_weights_ref<T>};
+
+namespace detail {
+template <typename T, std::size_t... N>
+constexpr auto join_kernels(const ConvKernel<T> (&... lists)[N]) {
+  std::array<ConvKernel<T>, (N + ... + 0) + 1> all{};
+  std::size_t i = 0;
+  ((std::copy(std::begin(lists), std::end(lists), all.begin() + static_cast<std::ptrdiff_t>(i)),
+    i += N),
+   ...);
+  all[i] = kRefKernel<T>;
+  return all;
+}
+}  // namespace detail
+
+/// Every kernel for element type T, fastest first; the last entry is the reference.
+/// Dispatch takes the first entry that implements the pass and supports the problem.
 template <typename T>
 std::span<const ConvKernel<T>> conv_kernels() {
   if constexpr (std::is_same_v<T, float>) {
-    static constexpr ConvKernel<float> list[] = {
-        // Depthwise backward-weights, NCHW rows (dwconv_nchw_bwdw*.cpp); kw = 7 and up take
-        // the large path, which measured faster than row blocking from 7 x 7 on.
-        {"dwconv2d_f32_nchw_bwdw_k3s1__hwy", dwconv_nchw_bwdw_kxk_supports<3, 1>, nullptr, nullptr,
-         dwconv_nchw_bwdw_kxk_hwy<3, 1>},
-        {"dwconv2d_f32_nchw_bwdw_k3s2__hwy", dwconv_nchw_bwdw_kxk_supports<3, 2>, nullptr, nullptr,
-         dwconv_nchw_bwdw_kxk_hwy<3, 2>},
-        {"dwconv2d_f32_nchw_bwdw_k5s1__hwy", dwconv_nchw_bwdw_kxk_supports<5, 1>, nullptr, nullptr,
-         dwconv_nchw_bwdw_kxk_hwy<5, 1>},
-        {"dwconv2d_f32_nchw_bwdw_k5s2__hwy", dwconv_nchw_bwdw_kxk_supports<5, 2>, nullptr, nullptr,
-         dwconv_nchw_bwdw_kxk_hwy<5, 2>},
-        {"dwconv2d_f32_nchw_bwdw_large__hwy", dwconv_nchw_bwdw_large_supports, nullptr, nullptr,
-         dwconv_nchw_bwdw_large_hwy},
-        {"dwconv2d_f32_nchw_bwdw__hwy", dwconv_nchw_bwdw_generic_supports, nullptr, nullptr,
-         dwconv_nchw_bwdw_generic_hwy},
-        // Depthwise forward and backward-data, NCHW rows (dwconv_nchw_*.cpp).
-        {"dwconv2d_f32_nchw_k3s1__hwy", dwconv_nchw_kxk_supports<3, 1>, dwconv_nchw_kxk_fwd_hwy<3, 1>,
-         dwconv_nchw_kxk_bwd_data_hwy<3, 1>, nullptr},
-        {"dwconv2d_f32_nchw_k3s2__hwy", dwconv_nchw_kxk_supports<3, 2>, dwconv_nchw_kxk_fwd_hwy<3, 2>,
-         dwconv_nchw_kxk_bwd_data_hwy<3, 2>, nullptr},
-        {"dwconv2d_f32_nchw_k5s1__hwy", dwconv_nchw_kxk_supports<5, 1>, dwconv_nchw_kxk_fwd_hwy<5, 1>,
-         dwconv_nchw_kxk_bwd_data_hwy<5, 1>, nullptr},
-        {"dwconv2d_f32_nchw_k5s2__hwy", dwconv_nchw_kxk_supports<5, 2>, dwconv_nchw_kxk_fwd_hwy<5, 2>,
-         dwconv_nchw_kxk_bwd_data_hwy<5, 2>, nullptr},
-        {"dwconv2d_f32_nchw_k7s1__hwy", dwconv_nchw_kxk_supports<7, 1>, dwconv_nchw_kxk_fwd_hwy<7, 1>,
-         dwconv_nchw_kxk_bwd_data_hwy<7, 1>, nullptr},
-        {"dwconv2d_f32_nchw_k7s2__hwy", dwconv_nchw_kxk_supports<7, 2>, dwconv_nchw_kxk_fwd_hwy<7, 2>,
-         dwconv_nchw_kxk_bwd_data_hwy<7, 2>, nullptr},
-        {"dwconv2d_f32_nchw_large__hwy", dwconv_nchw_large_supports, dwconv_nchw_large_fwd_hwy,
-         dwconv_nchw_large_bwd_data_hwy, nullptr},
-        {"dwconv2d_f32_nchw__hwy", dwconv_nchw_generic_supports, dwconv_nchw_generic_fwd_hwy,
-         dwconv_nchw_generic_bwd_data_hwy, nullptr},
-        // Optimized kernels go above this line, fastest first.
-        {"conv_f32__ref", supports_everything, conv_fwd_ref<float>, conv_bwd_data_ref<float>,
-         conv_bwd_weights_ref<float>},
-    };
+    static constexpr auto list = detail::join_kernels<float>(kDwconvKernels, kGemmKernels<float>);
     return list;
   } else {
-    static constexpr ConvKernel<T> list[] = {
-        // Optimized kernels go above this line, fastest first.
-        {"conv_f64__ref", supports_everything, conv_fwd_ref<T>, conv_bwd_data_ref<T>,
-         conv_bwd_weights_ref<T>},
-    };
+    static constexpr auto list = detail::join_kernels<T>(kGemmKernels<T>);
     return list;
   }
 }
