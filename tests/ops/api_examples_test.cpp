@@ -1,6 +1,8 @@
 // The snippets of docs/api.md, run and checked, so the documentation cannot drift.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "convkit/convkit.hpp"
 
 namespace convkit {
@@ -117,7 +119,7 @@ TEST(ApiExamples, WhichKernelRunsAndForcingTheReference) {
             "convkit: fwd g1mb1ic32ih8iw8oc64oh8ow8kh1kw1sh1sw1ph0pw0dh0dw0 -> "
             "conv_f32_nchw_1x1__gemm\n");
   const std::vector<std::string> all = conv_kernel_names("f32");
-  EXPECT_EQ(all.front(), "conv_f32_nchw_1x1__gemm");
+  EXPECT_NE(std::find(all.begin(), all.end(), "conv_f32_nchw_1x1__gemm"), all.end());
   EXPECT_EQ(all.back(), "conv_f32__ref");
 }
 
