@@ -153,6 +153,13 @@ inline KernelProblem random_kernel_problem(std::mt19937_64& rng, Family f) {
     // Weights are dense (o, i, kd, kh, kw), as src/ops/ passes them.
     p.wei_s = {p.icg * p.k[0] * p.k[1] * p.k[2], p.k[0] * p.k[1] * p.k[2], p.k[1] * p.k[2], p.k[2], 1};
     kp.wei = {p.g * p.ocg * p.wei_s[0], 0};
+    // src/ops/ leaves the strides of unused spatial slots (d in 2-D, d and h in 1-D) at 0;
+    // kernels must not depend on them, so half the problems do the same.
+    if (chance(50))
+      for (int i = 0; i < 3 - kp.nd; ++i) {
+        const auto slot = static_cast<std::size_t>(2 + i);
+        p.src_s[slot] = p.dst_s[slot] = p.wei_s[slot] = 0;
+      }
     return kp;
   }
 }

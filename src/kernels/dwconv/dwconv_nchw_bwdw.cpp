@@ -336,10 +336,12 @@ namespace convkit::kernels {
 HWY_EXPORT(BwdwRun);
 
 bool dwconv_nchw_bwdw_layout_ok(const ConvParams& p) {
+  // diff_wei is written densely as [o][kh][kw]. Only the strides of extents above 1 are
+  // checked: src/ops/ leaves the strides of the unused d (and, in 1-D, h) slots at 0.
   const auto& k = p.k;
   return p.icg == 1 && p.ocg >= 1 && p.k[0] == 1 && p.in[0] == 1 && p.out[0] == 1 &&
          p.pad[0] == 0 && p.src_s[4] == 1 && p.dst_s[4] == 1 && p.wei_s[4] == 1 &&
-         p.wei_s[3] == k[2] && p.wei_s[2] == k[1] * k[2] && p.wei_s[0] == k[1] * k[2] &&
+         (k[1] == 1 || p.wei_s[3] == k[2]) && p.wei_s[0] == k[1] * k[2] &&
          p.stride[1] >= 1 && p.stride[2] >= 1 && p.dilation[1] >= 1 && p.dilation[2] >= 1;
 }
 
