@@ -1,6 +1,7 @@
 // Tensor: a strided view of 64-byte-aligned shared storage, float32/float64 (plus I64/U8 for files).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -33,8 +34,9 @@ class Storage {
 
  private:
   void* block_ = nullptr;  // what the allocator returned
-  void* data_ = nullptr;   // block_ rounded up to 64 bytes
+  void* data_ = nullptr;   // block_ rounded up to 64 bytes (2 MiB for mapped blocks)
   std::int64_t bytes_ = 0;
+  std::size_t mapped_ = 0;  // bytes mapped with mmap for large blocks, else 0
 };
 
 /// A dense n-dimensional array. Copies of a Tensor share storage (like PyTorch);
