@@ -104,19 +104,25 @@ const ConvKernel<T>& pick_conv_kernel(const ConvParams& k, ConvPass pass, const 
     }
   }
   last_kernel = chosen->name;
-  if (trace) fmt::print(stderr, "convkit: {} {} -> {}\n", kernels::pass_name(pass), p.str(), chosen->name);
+  if (trace)
+    fmt::print(stderr, "convkit: {} {} -> {}\n", kernels::pass_name(pass), p.str(), chosen->name);
   return *chosen;
 }
 
 namespace {
 
 // How many group blocks to cut g into so that `images` x blocks gives each thread several
-// tasks; returns the block size.
-I group_block_size(I g, I images) {
+// tasks; returns the block size. Channels-last depthwise problems keep whole 16-channel
+// stretches (64 bytes) per block: their kernels run vectors along the channels, and a few
+// channels per task would leave the vectors part empty and split cache lines between threads.
+I group_block_size(const ConvParams& k, I images) {
+  const I g = k.g;
   if (g <= 1 || images <= 0) return std::max<I>(g, 1);  // nothing to split (empty problems too)
   const I want = 4 * static_cast<I>(omp_get_max_threads());
   const I blocks = std::clamp<I>((want + images - 1) / images, 1, g);
-  return (g + blocks - 1) / blocks;
+  const I size = (g + blocks - 1) / blocks;
+  const bool channels_last_dw = k.icg == 1 && k.src_s[1] == 1 && k.dst_s[1] == 1 && g > 1;
+  return channels_last_dw ? std::min(g, (size + 15) / 16 * 16) : size;
 }
 
 }  // namespace
@@ -125,7 +131,7 @@ template <typename T>
 void run_conv_fwd(const ConvProblem& p, const ConvParams& k, const T* src, const T* wei,
                   const T* bias, T* dst) {
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::Fwd, p);
-  const I gb = group_block_size(k.g, k.mb);
+  const I gb = group_block_size(k, k.mb);
   const I blocks = (k.g + gb - 1) / gb;
   const I tasks = k.mb * blocks;
 #pragma omp parallel for schedule(static) if (tasks > 1)
@@ -143,7 +149,7 @@ template <typename T>
 void run_conv_bwd_data(const ConvProblem& p, const ConvParams& k, const T* diff_dst, const T* wei,
                        T* diff_src) {
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdData, p);
-  const I gb = group_block_size(k.g, k.mb);
+  const I gb = group_block_size(k, k.mb);
   const I blocks = (k.g + gb - 1) / gb;
   const I tasks = k.mb * blocks;
 #pragma omp parallel for schedule(static) if (tasks > 1)
@@ -162,7 +168,7 @@ template <typename T>
 void run_conv_bwd_weights(const ConvProblem& p, const ConvParams& k, const T* src,
                           const T* diff_dst, T* diff_wei) {
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdWeights, p);
-  const I gb = group_block_size(k.g, 1);
+  const I gb = group_block_size(k, 1);
   const I blocks = (k.g + gb - 1) / gb;
 #pragma omp parallel for schedule(static) if (blocks > 1)
   for (I b = 0; b < blocks; ++b) {
@@ -174,15 +180,15 @@ void run_conv_bwd_weights(const ConvProblem& p, const ConvParams& k, const T* sr
   }
 }
 
-#define CONVKIT_INSTANTIATE(T)                                                                   \
-  template const ConvKernel<T>& pick_conv_kernel<T>(const ConvParams&, ConvPass,                \
-                                                    const ConvProblem&);                         \
-  template void run_conv_fwd<T>(const ConvProblem&, const ConvParams&, const T*, const T*,      \
-                                const T*, T*);                                                   \
-  template void run_conv_bwd_data<T>(const ConvProblem&, const ConvParams&, const T*, const T*,  \
-                                     T*);                                                        \
-  template void run_conv_bwd_weights<T>(const ConvProblem&, const ConvParams&, const T*,        \
-                                        const T*, T*);
+#define CONVKIT_INSTANTIATE(T)                                                                     \
+  template const ConvKernel<T>& pick_conv_kernel<T>(const ConvParams&, ConvPass,                   \
+                                                    const ConvProblem&);                           \
+  template void run_conv_fwd<T>(const ConvProblem&, const ConvParams&, const T*, const T*,         \
+                                const T*, T*);                                                     \
+  template void run_conv_bwd_data<T>(const ConvProblem&, const ConvParams&, const T*, const T*,    \
+                                     T*);                                                          \
+  template void run_conv_bwd_weights<T>(const ConvProblem&, const ConvParams&, const T*, const T*, \
+                                        T*);
 CONVKIT_INSTANTIATE(float)
 CONVKIT_INSTANTIATE(double)
 #undef CONVKIT_INSTANTIATE

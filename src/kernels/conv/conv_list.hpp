@@ -11,6 +11,7 @@
 #include "kernels/conv_gemm/conv_gemm.hpp"
 #include "kernels/dwconv/dwconv_nchw.hpp"
 #include "kernels/dwconv/dwconv_nchw_bwdw.hpp"
+#include "kernels/dwconv/dwconv_nhwc.hpp"
 
 namespace convkit::kernels {
 
@@ -90,6 +91,9 @@ inline constexpr ConvKernel<float> kDwconvKernels[] = {
      dwconv_nchw_large_bwd_data_hwy, nullptr},
     {"dwconv2d_f32_nchw__hwy", dwconv_nchw_generic_supports, dwconv_nchw_generic_fwd_hwy,
      dwconv_nchw_generic_bwd_data_hwy, nullptr},
+    // Channels-last, every pass, any kernel, stride and dilation (dwconv_nhwc*.cpp).
+    {"dwconv2d_f32_nhwc__hwy", dwconv_nhwc_supports, dwconv_nhwc_fwd_hwy, dwconv_nhwc_bwd_data_hwy,
+     dwconv_nhwc_bwd_weights_hwy},
 };
 
 /// Dense and grouped (not depthwise) through OpenBLAS: pointwise straight on the tensors,

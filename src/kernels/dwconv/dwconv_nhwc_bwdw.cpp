@@ -1,0 +1,156 @@
+// Depthwise backward-weights for channels-last tensors (NHWC / NWC), float32, vectorized
+// along the channels; compiled for AVX2, AVX-512 and a portable fallback, chosen at run time.
+//
+// Memory walked (channels innermost, pixels and rows at any stride):
+//   src       [n][ih][iw][c]   ih = oh*sh - ph + kh*dh, iw = ow*sw - pw + kw*dw
+//   diff_dst  [n][oh][ow][o]   o = c*M + m
+//   diff_wei  [o][0][kh][kw]   dense, written once at the end
+// The caller guarantees dwconv_nhwc_supports(p); src outside the image is zero padding and
+// is never read.
+//
+// For one output row and kernel row, a block of KB kernel columns keeps KB accumulators per
+// channel vector and slides along the output columns where all KB taps read inside the row:
+// one diff_dst load feeds KB FMAs. Columns where some tap leaves the row are done per tap.
+// The row's sums are added into a float accumulator per tap and channel for the image, and
+// the images' sums into doubles in image order, so the result does not depend on how the
+// caller cut the channels into calls.
+#include "kernels/dwconv/dwconv_nhwc.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS ((HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL) & ~(HWY_BASELINE_TARGETS))
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/dwconv/dwconv_nhwc_bwdw.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace convkit::kernels {
+namespace HWY_NAMESPACE {
+namespace {
+
+using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's helpers
+
+constexpr int kMaxKb = kManyRegs ? 16 : 8;  // kernel columns per register block
+
+/// One kernel row of one output row, channel vector v: taps kw0 .. kw0+KB-1 summed over the
+/// output columns [lo, hi), where each of them reads inside the src row, into acc[tap][o].
+template <int KB, bool kMult>
+HWY_INLINE void Columns(const Geo& g, const Channels& ch, const float* x_row, const float* dy_row,
+                        I kh, I kw0, I lo, I hi, I v, float* acc) {
+  const D d;
+  V sum[KB];
+  for (int k = 0; k < KB; ++k) sum[k] = hn::Zero(d);
+  const I tap_step = g.dw * g.src_px;
+  for (I ow = lo; ow < hi; ++ow) {
+    const V dy = ch.Direct(dy_row + ow * g.dst_px, v);
+    const float* x = x_row + (ow * g.sw - g.pw + kw0 * g.dw) * g.src_px;
+    for (int k = 0; k < KB; ++k)
+      sum[k] = hn::MulAdd(dy, ch.Src<kMult>(x + k * tap_step, v), sum[k]);
+  }
+  const I o0 = v * LanesI();
+  for (int k = 0; k < KB; ++k) {
+    float* a = acc + (kh * g.kw + kw0 + k) * ch.op() + o0;
+    hn::StoreU(hn::Add(hn::LoadU(d, a), sum[k]), d, a);
+  }
+}
+
+template <bool kMult>
+void ColumnsAny(const Geo& g, const Channels& ch, const float* x_row, const float* dy_row, I kh,
+                I kw0, I kb, I lo, I hi, I v, float* acc) {
+  switch (kb) {
+#define CONVKIT_KB(N) \
+  case N:             \
+    return Columns<N, kMult>(g, ch, x_row, dy_row, kh, kw0, lo, hi, v, acc);
+    CONVKIT_KB(1)
+    CONVKIT_KB(2) CONVKIT_KB(3) CONVKIT_KB(4) CONVKIT_KB(5) CONVKIT_KB(6) CONVKIT_KB(7)
+        CONVKIT_KB(8)
+#undef CONVKIT_KB
+            default :  // kb == kMaxKb == 16
+                       if constexpr (kMaxKb == 16) return Columns<16, kMult>(
+                           g, ch, x_row, dy_row, kh, kw0, lo, hi, v, acc);
+  }
+}
+
+/// Adds one image's products into acc[tap][o] (taps kh*KW + kw, rows of op floats).
+template <bool kMult>
+void Image(const Geo& g, const Channels& ch, const float* x, const float* dy, float* acc) {
+  const I chunk = VectorsPerChunk(g, ch.vectors());
+  for (I v0 = 0; v0 < ch.vectors(); v0 += chunk) {
+    const I v1 = std::min(ch.vectors(), v0 + chunk);
+    for (I oh = 0; oh < g.oh; ++oh) {
+      const float* dy_row = dy + oh * g.dst_row;
+      const I kh0 = std::max<I>(0, CeilDiv(g.ph - oh * g.sh, g.dh));
+      const I kh1 = std::min<I>(g.kh, FloorDiv(g.ih - 1 + g.ph - oh * g.sh, g.dh) + 1);
+      for (I a = kh0; a < kh1; ++a) {
+        const float* x_row = x + (oh * g.sh - g.ph + a * g.dh) * g.src_row;
+        for (I v = v0; v < v1; ++v)
+          for (I kw0 = 0, kb = 0; kw0 < g.kw; kw0 += kb) {
+            // Full blocks of kMaxKb, then at most 8 (the widths ColumnsAny has).
+            kb = g.kw - kw0 >= kMaxKb ? kMaxKb : std::min<I>(8, g.kw - kw0);
+            I lo = 0, hi = 0;
+            InteriorColumns(g, kw0, kw0 + kb, lo, hi);
+            if (lo < hi) ColumnsAny<kMult>(g, ch, x_row, dy_row, a, kw0, kb, lo, hi, v, acc);
+            // The columns outside [lo, hi) where a tap still reads inside the row.
+            for (I b = kw0; b < kw0 + kb; ++b) {
+              I tlo = 0, thi = 0;
+              InteriorColumns(g, b, b + 1, tlo, thi);
+              if (lo < hi) {
+                if (tlo < lo) Columns<1, kMult>(g, ch, x_row, dy_row, a, b, tlo, lo, v, acc);
+                if (hi < thi) Columns<1, kMult>(g, ch, x_row, dy_row, a, b, hi, thi, v, acc);
+              } else if (tlo < thi) {
+                Columns<1, kMult>(g, ch, x_row, dy_row, a, b, tlo, thi, v, acc);
+              }
+            }
+          }
+      }
+    }
+  }
+}
+
+void BwdWeights(const ConvParams& p, const float* src, const float* diff_dst, float* diff_wei) {
+  const Geo g = GeoOf(p);
+  const I taps = g.kh * g.kw;
+  const Channels ch(p, taps);
+  std::vector<float> image(static_cast<std::size_t>(taps * ch.op()));
+  std::vector<double> total(image.size(), 0.0);
+  for (I n = 0; n < p.mb; ++n) {
+    std::fill(image.begin(), image.end(), 0.0f);
+    const float* x = src + n * p.src_s[0];
+    const float* dy = diff_dst + n * p.dst_s[0];
+    if (ch.m() > 1)
+      Image<true>(g, ch, x, dy, image.data());
+    else
+      Image<false>(g, ch, x, dy, image.data());
+    for (std::size_t i = 0; i < image.size(); ++i) total[i] += image[i];
+  }
+  for (I o = 0; o < ch.o(); ++o)
+    for (I t = 0; t < taps; ++t)
+      diff_wei[o * p.wei_s[0] + t] =
+          static_cast<float>(total[static_cast<std::size_t>(t * ch.op() + o)]);
+}
+
+}  // namespace
+}  // namespace HWY_NAMESPACE
+}  // namespace convkit::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace convkit::kernels {
+
+HWY_EXPORT(BwdWeights);
+
+void dwconv_nhwc_bwd_weights_hwy(const ConvParams& p, const float* src, const float* diff_dst,
+                                 float* diff_wei) {
+  HWY_DYNAMIC_DISPATCH(BwdWeights)(p, src, diff_dst, diff_wei);
+}
+
+}  // namespace convkit::kernels
+#endif  // HWY_ONCE

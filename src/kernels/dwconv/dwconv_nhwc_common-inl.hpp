@@ -1,0 +1,168 @@
+// Shared pieces of the channels-last depthwise Highway kernels: channel vectors with tails and
+// multipliers, repacked weights, the geometry of one image.
+//
+// Included once per SIMD target by dwconv_nhwc*.cpp (Highway's foreach_target re-includes
+// them), hence the toggled include guard instead of #pragma once.
+#if defined(CONVKIT_DWCONV_NHWC_COMMON_INL_) == defined(HWY_TARGET_TOGGLE)
+#ifdef CONVKIT_DWCONV_NHWC_COMMON_INL_
+#undef CONVKIT_DWCONV_NHWC_COMMON_INL_
+#else
+#define CONVKIT_DWCONV_NHWC_COMMON_INL_
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <hwy/highway.h>
+
+#include "kernels/conv/conv_params.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace convkit::kernels {
+namespace HWY_NAMESPACE {
+namespace dwnhwc {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using I = std::int64_t;
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+
+// AVX-512 has 32 vector registers, the others 16: register blocks follow.
+constexpr bool kManyRegs = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
+// Only these targets mask loads and stores in hardware (masked lanes are never touched).
+constexpr bool kHardwareMask = HWY_TARGET == HWY_AVX2 || kManyRegs;
+constexpr int kMaxLanes = HWY_MAX_BYTES / static_cast<int>(sizeof(float));
+
+inline I FloorDiv(I a, I b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+inline I CeilDiv(I a, I b) { return -FloorDiv(-a, b); }
+inline I LanesI() { return static_cast<I>(hn::Lanes(D())); }
+
+/// The first n lanes (0 < n <= L) of p, zero elsewhere; reads nothing past p[n).
+HWY_INLINE V LoadFirst(const float* p, I n) {
+  const D d;
+  if (n >= LanesI()) return hn::LoadU(d, p);
+  if constexpr (kHardwareMask) {
+    return hn::MaskedLoad(hn::FirstN(d, static_cast<size_t>(n)), d, p);
+  } else {
+    HWY_ALIGN float buf[kMaxLanes] = {};
+    std::memcpy(buf, p, static_cast<size_t>(n) * sizeof(float));
+    return hn::Load(d, buf);
+  }
+}
+
+/// Stores the first n lanes (0 < n <= L) of v at p; writes nothing past p[n).
+HWY_INLINE void StoreFirst(V v, float* p, I n) {
+  const D d;
+  if (n >= LanesI()) {
+    hn::StoreU(v, d, p);
+  } else if constexpr (kHardwareMask) {
+    hn::BlendedStore(v, hn::FirstN(d, static_cast<size_t>(n)), d, p);
+  } else {
+    HWY_ALIGN float buf[kMaxLanes];
+    hn::Store(v, d, buf);
+    std::memcpy(p, buf, static_cast<size_t>(n) * sizeof(float));
+  }
+}
+
+/// Output channels o = c*M + m of one call, walked in vectors of L lanes:
+///   vector v holds o in [v*L, v*L + L); the last one may be partial (o < O only);
+///   with a multiplier (M > 1) its src lanes are src channels o / M, which `Permuted`
+///   gathers from one load of the channels starting at (v*L) / M.
+/// Also holds the repacked weights wr[tap][o] (tap = kh*KW + kw, rows padded to Op floats,
+/// zero past O) so that a tap's weights for a vector are one aligned-free load.
+class Channels {
+ public:
+  Channels(const ConvParams& p, I taps) : c_(p.g), m_(p.ocg), o_(p.g * p.ocg) {
+    const I L = LanesI();
+    nv_ = (o_ + L - 1) / L;
+    op_ = nv_ * L;
+    if (m_ > 1) {
+      idx_.assign(static_cast<std::size_t>(op_), 0);
+      for (I o = 0; o < op_; ++o)
+        idx_[static_cast<std::size_t>(o)] =
+            static_cast<std::int32_t>(std::min(o, o_ - 1) / m_ - (o / L * L) / m_);
+    }
+    wr_.assign(static_cast<std::size_t>(taps * op_), 0.0f);
+  }
+
+  I c() const { return c_; }
+  I m() const { return m_; }
+  I o() const { return o_; }
+  I op() const { return op_; }
+  I vectors() const { return nv_; }
+  /// Valid lanes of vector v (L except maybe for the last).
+  I valid(I v) const { return std::min(LanesI(), o_ - v * LanesI()); }
+
+  /// wr[tap][o] = wei[o][kh][kw] (flip = false) for every tap of a kh x kw kernel.
+  void Repack(const ConvParams& p, const float* wei) {
+    const I kh = p.k[1], kw = p.k[2];
+    for (I o = 0; o < o_; ++o)
+      for (I a = 0; a < kh; ++a)
+        for (I b = 0; b < kw; ++b)
+          wr_[static_cast<std::size_t>((a * kw + b) * op_ + o)] =
+              wei[o * p.wei_s[0] + a * p.wei_s[3] + b * p.wei_s[4]];
+  }
+  const float* weights(I tap) const { return wr_.data() + tap * op_; }
+
+  /// Output-channel vector v read from a pixel of O channels (dst-side tensors).
+  HWY_INLINE V Direct(const float* px, I v) const {
+    const I o0 = v * LanesI();
+    return LoadFirst(px + o0, o_ - o0);
+  }
+
+  /// Output-channel vector v of src lanes: lane o holds src channel o / M of pixel px.
+  template <bool kMult>
+  HWY_INLINE V Src(const float* px, I v) const {
+    if constexpr (!kMult) {
+      const I o0 = v * LanesI();
+      return LoadFirst(px + o0, o_ - o0);
+    } else {
+      const D d;
+      const I c0 = v * LanesI() / m_;
+      const V raw = LoadFirst(px + c0, std::min(LanesI(), c_ - c0));
+      return hn::TableLookupLanes(raw, hn::SetTableIndices(d, idx_.data() + v * LanesI()));
+    }
+  }
+
+ private:
+  I c_, m_, o_, op_ = 0, nv_ = 0;
+  std::vector<std::int32_t> idx_;  // per lane of every vector: src channel - first channel loaded
+  std::vector<float> wr_;
+};
+
+/// One image's geometry in pixels: rows and pixels at the tensors' own strides (channels
+/// contiguous), 1-D problems having ih = oh = kh = 1.
+struct Geo {
+  I ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+  I src_row, src_px, dst_row, dst_px;
+};
+
+inline Geo GeoOf(const ConvParams& p) {
+  return {p.in[1],     p.in[2],     p.out[1],      p.out[2],      p.k[1],   p.k[2],
+          p.stride[1], p.stride[2], p.dilation[1], p.dilation[2], p.pad[1], p.pad[2],
+          p.src_s[3],  p.src_s[4],  p.dst_s[3],    p.dst_s[4]};
+}
+
+/// Output columns [lo, hi) whose every tap kw in [k0, k1) reads inside the row: the stretch
+/// that needs no bounds checks (empty when lo >= hi).
+inline void InteriorColumns(const Geo& g, I k0, I k1, I& lo, I& hi) {
+  lo = std::max<I>(0, CeilDiv(g.pw - k0 * g.dw, g.sw));
+  hi = std::min<I>(g.ow, FloorDiv(g.iw - 1 + g.pw - (k1 - 1) * g.dw, g.sw) + 1);
+  if (hi < lo) hi = lo;
+}
+
+/// How many channel vectors to walk together so that the src rows one kernel window spans
+/// stay in the L2 cache (about 256 KiB of them) while the window slides along the image.
+inline I VectorsPerChunk(const Geo& g, I vectors) {
+  const I bytes_per_vector = std::max<I>(1, g.kh * g.iw * LanesI() * static_cast<I>(sizeof(float)));
+  return std::clamp<I>((I{256} << 10) / bytes_per_vector, 1, vectors);
+}
+
+}  // namespace dwnhwc
+}  // namespace HWY_NAMESPACE
+}  // namespace convkit::kernels
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard

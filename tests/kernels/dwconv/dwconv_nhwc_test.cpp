@@ -1,0 +1,174 @@
+// The channels-last depthwise kernels against the reference on every SIMD target compiled in
+// (AVX-512, AVX2, scalar), all three passes, on random problems and on the shapes that
+// stress channel tails, multipliers and large windows.
+#include <gtest/gtest.h>
+
+#include <hwy/targets.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/conv/conv_list.hpp"
+#include "kernels/kernel_problems.hpp"
+#include "ops/conv_random.hpp"
+
+namespace convkit {
+namespace {
+
+using kernels::ConvKernel;
+using test::I;
+using test::KernelProblem;
+
+constexpr float kSentinel = 1e30f;
+
+const ConvKernel<float>& nhwc_kernel() {
+  for (const auto& k : kernels::conv_kernels<float>())
+    if (std::string(k.name) == "dwconv2d_f32_nhwc__hwy") return k;
+  throw std::logic_error("dwconv2d_f32_nhwc__hwy is not in the list");
+}
+
+// The tensor's elements in a buffer with view gaps: true where (n, c, h, w) lands.
+std::vector<char> mask_of(const test::Buffer& b, I n, I c, const std::array<I, 3>& sp,
+                          const std::array<I, 5>& s) {
+  std::vector<char> m(static_cast<std::size_t>(b.size), 0);
+  for (I a = 0; a < n; ++a)
+    for (I ch = 0; ch < c; ++ch)
+      for (I h = 0; h < sp[1]; ++h)
+        for (I w = 0; w < sp[2]; ++w)
+          m[static_cast<std::size_t>(b.offset + a * s[0] + ch * s[1] + h * s[3] + w * s[4])] = 1;
+  return m;
+}
+
+// Small integers in the tensor (every partial sum exact), the sentinel in the gaps.
+std::vector<float> filled(const std::vector<char>& mask, std::mt19937_64& rng) {
+  std::vector<float> v(mask.size(), kSentinel);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (mask[i]) v[i] = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
+  return v;
+}
+
+std::vector<float> nan_with_gaps(const std::vector<char>& mask) {
+  std::vector<float> v(mask.size(), NAN);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!mask[i]) v[i] = kSentinel;
+  return v;
+}
+
+std::string check(const std::vector<float>& got, const std::vector<float>& want,
+                  const std::vector<char>& mask, const char* pass) {
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (!mask[i] && got[i] != kSentinel)
+      return fmt::format("{}: wrote into a view gap at {}", pass, i);
+    if (mask[i] && !(got[i] == want[i]))
+      return fmt::format("{}: element {} got {} want {}", pass, i, got[i], want[i]);
+  }
+  return "";
+}
+
+// All three passes of the kernel and the reference on kp; "" when they agree exactly.
+std::string compare(const ConvKernel<float>& kernel, const ConvKernel<float>& ref,
+                    const KernelProblem& kp, std::mt19937_64& rng) {
+  const auto& p = kp.p;
+  const auto src_mask = mask_of(kp.src, p.mb, p.g, p.in, p.src_s);
+  const auto dst_mask = mask_of(kp.dst, p.mb, p.g * p.ocg, p.out, p.dst_s);
+  const auto src = filled(src_mask, rng), dst = filled(dst_mask, rng);
+  std::vector<float> wei(static_cast<std::size_t>(kp.wei.size)),
+      bias(static_cast<std::size_t>(p.g * p.ocg));
+  for (auto& x : wei) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
+  for (auto& x : bias) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
+  const float* b = kp.bias ? bias.data() : nullptr;
+  auto got = nan_with_gaps(dst_mask), want = got;
+  kernel.fwd(p, src.data() + kp.src.offset, wei.data(), b, got.data() + kp.dst.offset);
+  ref.fwd(p, src.data() + kp.src.offset, wei.data(), b, want.data() + kp.dst.offset);
+  if (auto miss = check(got, want, dst_mask, "fwd"); !miss.empty()) return miss;
+  got = want = nan_with_gaps(src_mask);
+  kernel.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), got.data() + kp.src.offset);
+  ref.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), want.data() + kp.src.offset);
+  if (auto miss = check(got, want, src_mask, "bwd_data"); !miss.empty()) return miss;
+  got = want = std::vector<float>(wei.size(), NAN);
+  kernel.bwd_weights(p, src.data() + kp.src.offset, dst.data() + kp.dst.offset, got.data());
+  ref.bwd_weights(p, src.data() + kp.src.offset, dst.data() + kp.dst.offset, want.data());
+  return check(got, want, std::vector<char>(wei.size(), 1), "bwd_weights");
+}
+
+TEST(DwconvNhwc, EveryTargetAgreesWithTheReference) {
+  const auto& kernel = nhwc_kernel();
+  const auto& ref = kernels::conv_kernels<float>().back();
+  const int count = test::sweep_size(150, 3000);
+  std::string targets;
+  for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    targets += std::string(targets.empty() ? "" : " ") + hwy::TargetName(target);
+    std::mt19937_64 rng(17);
+    int ran = 0;
+    for (int tries = 0; ran < count && tries < 100000; ++tries) {
+      KernelProblem kp = test::random_kernel_problem(rng, test::Family::Depthwise);
+      if (kp.nd == 3) continue;
+      // Lay every problem out channels-last (the generator draws NCHW too).
+      auto& p = kp.p;
+      test::detail::lay_out(rng, p.mb, p.g, p.in, true, kp.view, p.src_s, kp.src);
+      test::detail::lay_out(rng, p.mb, p.g * p.ocg, p.out, true, kp.view, p.dst_s, kp.dst);
+      if (!kernel.supports(p)) continue;
+      ++ran;
+      EXPECT_EQ(compare(kernel, ref, kp, rng), "")
+          << kp.str() << " (" << hwy::TargetName(target) << ")";
+    }
+    EXPECT_EQ(ran, count);
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  RecordProperty("targets", targets);
+}
+
+// Shapes the random draw seldom reaches: many channels with tails around 8 and 16 lanes and
+// multipliers 2-5 (the permuted src lanes), large kernels over small images (every column
+// an edge), stride above the kernel, width 1, and kernel widths around the backward-weights
+// register blocks (8 and 16 columns).
+TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
+  const auto& kernel = nhwc_kernel();
+  const auto& ref = kernels::conv_kernels<float>().back();
+  struct Shape {
+    I g, ocg, ih, iw, kh, kw, sh, sw, ph, pw, dh, dw;
+  };
+  const Shape shapes[] = {
+      {23, 3, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1},     {17, 5, 6, 6, 3, 3, 2, 2, 1, 1, 1, 1},
+      {33, 2, 5, 8, 5, 5, 1, 2, 2, 2, 1, 1},     {20, 1, 28, 28, 31, 31, 1, 1, 15, 15, 1, 1},
+      {40, 1, 12, 20, 13, 13, 1, 1, 6, 6, 1, 1}, {9, 4, 10, 10, 3, 3, 4, 4, 0, 0, 1, 1},
+      {31, 1, 9, 1, 3, 3, 1, 1, 1, 1, 1, 1},     {15, 2, 6, 30, 1, 17, 1, 1, 0, 8, 1, 1},
+      {16, 1, 5, 40, 3, 9, 1, 1, 1, 4, 1, 1},    {64, 1, 4, 22, 2, 15, 1, 1, 0, 7, 1, 2},
+      {48, 1, 14, 14, 3, 3, 2, 2, 1, 1, 2, 2},   {7, 1, 3, 3, 7, 7, 1, 1, 3, 3, 1, 1},
+  };
+  std::mt19937_64 rng(3);
+  for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (const Shape& s : shapes) {
+      KernelProblem kp;
+      auto& p = kp.p;
+      p.mb = 2;
+      p.g = s.g;
+      p.icg = 1;
+      p.ocg = s.ocg;
+      p.in = {1, s.ih, s.iw};
+      p.k = {1, s.kh, s.kw};
+      p.stride = {1, s.sh, s.sw};
+      p.pad = {0, s.ph, s.pw};
+      p.dilation = {1, s.dh, s.dw};
+      p.out = {1, (s.ih + 2 * s.ph - s.dh * (s.kh - 1) - 1) / s.sh + 1,
+               (s.iw + 2 * s.pw - s.dw * (s.kw - 1) - 1) / s.sw + 1};
+      kp.bias = true;
+      kp.channels_last = true;
+      test::detail::lay_out(rng, p.mb, p.g, p.in, true, false, p.src_s, kp.src);
+      test::detail::lay_out(rng, p.mb, p.g * p.ocg, p.out, true, false, p.dst_s, kp.dst);
+      p.wei_s = {s.kh * s.kw, s.kh * s.kw, 0, s.kw, 1};
+      kp.wei = {p.g * p.ocg * p.wei_s[0], 0};
+      ASSERT_TRUE(kernel.supports(p)) << kp.str();
+      EXPECT_EQ(compare(kernel, ref, kp, rng), "")
+          << kp.str() << " (" << hwy::TargetName(target) << ")";
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+}  // namespace
+}  // namespace convkit
