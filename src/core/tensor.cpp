@@ -1,8 +1,6 @@
 // Tensor: storage, layouts, views, copies and element access.
 #include "convkit/core/tensor.hpp"
 
-#include <sys/mman.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -13,46 +11,6 @@
 namespace convkit {
 
 using detail::require;
-
-namespace {
-
-// Blocks of at least this size come straight from mmap, 2 MiB aligned and marked for
-// transparent huge pages: a 50 MB activation then faults in 25 huge pages instead of
-// 12,800 small ones, which measured 10x the cost of the kernel that fills it.
-constexpr std::int64_t kHugeBlock = std::int64_t{4} << 20;
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
-
-}  // namespace
-
-Storage::Storage(std::int64_t bytes) : bytes_(bytes) {
-  require(bytes >= 0, "Storage: negative byte count {}", bytes);
-  if (bytes == 0) return;
-  // The sums below cannot overflow: Tensor::empty caps byte counts at INT64_MAX / 2.
-  if (bytes >= kHugeBlock) {
-    // Anonymous mappings are zero-filled and cost nothing until written, like calloc's.
-    mapped_ = static_cast<std::size_t>(bytes) + kHugePage;
-    void* map = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map == MAP_FAILED) throw Error(fmt::format("cannot allocate {} bytes for a tensor", bytes));
-    block_ = map;
-    const auto addr = reinterpret_cast<std::uintptr_t>(map);
-    data_ = reinterpret_cast<void*>((addr + kHugePage - 1) / kHugePage * kHugePage);
-    madvise(data_, static_cast<std::size_t>(bytes), MADV_HUGEPAGE);  // advice only: may fail
-    return;
-  }
-  // calloc hands out fresh zero pages for large blocks without touching them, so a big
-  // zero tensor costs nothing until written; 64 spare bytes make room for the alignment.
-  block_ = std::calloc(static_cast<std::size_t>(bytes) + 64, 1);
-  if (block_ == nullptr) throw Error(fmt::format("cannot allocate {} bytes for a tensor", bytes));
-  const auto addr = reinterpret_cast<std::uintptr_t>(block_);
-  data_ = reinterpret_cast<void*>((addr + 63) / 64 * 64);
-}
-
-Storage::~Storage() {
-  if (mapped_ != 0)
-    munmap(block_, mapped_);
-  else
-    std::free(block_);
-}
 
 Shape dense_strides(const Shape& shape, MemoryFormat format) {
   const int rank = shape.rank();
@@ -141,14 +99,20 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, MemoryFormat format) {
   Tensor t;
   const std::int64_t bytes = checked_nbytes(shape, dtype);  // before anything else is sized
   t.strides_ = dense_strides(shape, format);
-  t.storage_ = std::make_shared<Storage>(bytes);
+  t.storage_ = std::make_shared<Storage>(bytes, /*zero=*/false);
   t.dtype_ = dtype;
   t.shape_ = shape;
   return t;
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, MemoryFormat format) {
-  return empty(shape, dtype, format);  // Storage is zero-filled
+  Tensor t;
+  const std::int64_t bytes = checked_nbytes(shape, dtype);  // before anything else is sized
+  t.strides_ = dense_strides(shape, format);
+  t.storage_ = std::make_shared<Storage>(bytes, /*zero=*/true);
+  t.dtype_ = dtype;
+  t.shape_ = shape;
+  return t;
 }
 
 Tensor Tensor::ones(const Shape& shape, DType dtype, MemoryFormat format) {

@@ -23,8 +23,12 @@ enum class MemoryFormat : std::uint8_t { Contiguous, ChannelsLast };
 /// Byte storage shared between a tensor and its views. Always 64-byte aligned.
 class Storage {
  public:
-  /// Allocates `bytes` bytes (0 allocates nothing), zero-filled.
-  explicit Storage(std::int64_t bytes);
+  /// Allocates `bytes` bytes (0 allocates nothing), zero-filled when `zero` is true and
+  /// holding unspecified values otherwise. Blocks of 4 MiB and more are 2 MiB aligned, backed
+  /// by transparent huge pages where the system allows, and kept for reuse when freed, up
+  /// to a cache of 1 GiB (CONVKIT_STORAGE_CACHE_MB sets another size, 0 turns it off), so
+  /// that a training loop's activations stop paying page faults after the first step.
+  explicit Storage(std::int64_t bytes, bool zero = true);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -50,6 +54,8 @@ class Tensor {
   Tensor() = default;  // undefined tensor: defined() is false
 
   // --- construction -------------------------------------------------------
+  /// A dense tensor whose elements are unspecified until written (like torch.empty);
+  /// zeros() for one that starts at zero.
   static Tensor empty(const Shape& shape, DType dtype = DType::F32,
                       MemoryFormat format = MemoryFormat::Contiguous);
   static Tensor zeros(const Shape& shape, DType dtype = DType::F32,
