@@ -46,14 +46,43 @@ namespace {
 
 using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's helpers
 
-/// One tap of a block: the input pixel it reads for the block's first output (channel 0)
-/// and its repacked weights.
-struct Tap {
-  const float* in;
-  const float* w;
+/// The taps of a block of P outputs, in two lists: those that read inside the image for all
+/// P outputs (output q at in + q * in_step, channel 0), run without tests; and edge taps,
+/// where only outputs q in [lo, hi) do (output q at in + (q - lo) * in_step).
+/// w is the tap's repacked weights.
+class TapList {
+ public:
+  struct Full {
+    const float* in;
+    const float* w;
+  };
+  struct Edge {
+    const float* in;
+    const float* w;
+    I lo, hi;
+  };
+
+  explicit TapList(I capacity)
+      : full_(static_cast<std::size_t>(capacity)), edge_(static_cast<std::size_t>(capacity)) {}
+  void Clear() { nf_ = ne_ = 0; }
+  void Add(const float* in, const float* w, I lo, I hi, I p) {
+    if (lo == 0 && hi == p)
+      full_[static_cast<std::size_t>(nf_++)] = {in, w};
+    else
+      edge_[static_cast<std::size_t>(ne_++)] = {in, w, lo, hi};
+  }
+  const Full* full() const { return full_.data(); }
+  const Edge* edge() const { return edge_.data(); }
+  I full_count() const { return nf_; }
+  I edge_count() const { return ne_; }
+
+ private:
+  std::vector<Full> full_;
+  std::vector<Edge> edge_;
+  I nf_ = 0, ne_ = 0;
 };
 
-constexpr int kBlock = kManyRegs ? 8 : 4;  // output pixels per register block
+constexpr int kBlock = 8;  // output pixels per register block: 8 independent FMA chains
 
 /// The input side of the engine: in the forward pass src pixels, whose lanes are gathered
 /// by the multiplier (kMult); in backward-data diff_dst pixels, read directly.
@@ -65,25 +94,39 @@ HWY_INLINE V In(const Channels& ch, const float* px, I v) {
     return ch.Direct(px, v);
 }
 
-/// Computes P output pixels (out + p*out_step) for channel vectors [v0, v1) from nt taps,
-/// each reading in + p*in_step. Starts from bias (may be null: zero). With kReduce the o
-/// vectors go to scratch[p][o] instead, for the caller to sum over the multiplier.
+/// Computes the first n (<= P) of P outputs (out + q*out_step) for channel vectors [v0, v1)
+/// from nt taps, starting from bias (null: zero). A tap that reads inside the image for all
+/// P outputs runs unconditionally; edge taps test each output against their range. With
+/// kReduce the o vectors go to scratch[q][o] instead, for the caller to sum over the
+/// multiplier.
 template <int P, bool kMult, bool kSrcIn, bool kReduce>
-HWY_INLINE void Block(const Channels& ch, const Tap* taps, I nt, I in_step, const float* bias,
-                      float* out, I out_step, I v0, I v1, float* scratch) {
+HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const float* bias,
+                      float* out, I out_step, I n, I v0, I v1, float* scratch) {
   const D d;
   const I L = LanesI();
+  const TapList::Full* full = taps.full();
+  const TapList::Edge* edge = taps.edge();
+  const I nf = taps.full_count(), ne = taps.edge_count();
   for (I v = v0; v < v1; ++v) {
     const I o0 = v * L;
     V acc[P];
     const V init = bias ? hn::LoadU(d, bias + o0) : hn::Zero(d);
     for (int q = 0; q < P; ++q) acc[q] = init;
-    for (I t = 0; t < nt; ++t) {
-      const V w = hn::LoadU(d, taps[t].w + o0);
+    for (I t = 0; t < nf; ++t) {
+      const float* in = full[t].in;
+      const V w = hn::LoadU(d, full[t].w + o0);
       for (int q = 0; q < P; ++q)
-        acc[q] = hn::MulAdd(In<kMult, kSrcIn>(ch, taps[t].in + q * in_step, v), w, acc[q]);
+        acc[q] = hn::MulAdd(In<kMult, kSrcIn>(ch, in + q * in_step, v), w, acc[q]);
+    }
+    for (I t = 0; t < ne; ++t) {
+      const TapList::Edge& tap = edge[t];
+      const V w = hn::LoadU(d, tap.w + o0);
+      for (int q = 0; q < P; ++q)
+        if (q >= tap.lo && q < tap.hi)
+          acc[q] = hn::MulAdd(In<kMult, kSrcIn>(ch, tap.in + (q - tap.lo) * in_step, v), w, acc[q]);
     }
     for (int q = 0; q < P; ++q) {
+      if (q >= n) break;
       if constexpr (kReduce)
         hn::StoreU(acc[q], d, scratch + q * ch.op() + o0);
       else
@@ -101,69 +144,46 @@ inline void ReducePixel(const Channels& ch, const float* scratch, float* out) {
   }
 }
 
-/// Runs `count` outputs (out + j*out_step, j < count) whose taps are `taps` at input step
-/// in_step, in blocks of P then single pixels, for channel vectors [v0, v1).
-template <bool kMult, bool kSrcIn, bool kReduce>
-void Run(const Channels& ch, std::vector<Tap>& taps, I nt, I in_step, const float* bias, float* out,
-         I out_step, I count, I v0, I v1, float* scratch) {
-  I j = 0;
-  for (; j + kBlock <= count; j += kBlock) {
-    Block<kBlock, kMult, kSrcIn, kReduce>(ch, taps.data(), nt, in_step, bias, out, out_step, v0, v1,
-                                          scratch);
-    if constexpr (kReduce)
-      for (int q = 0; q < kBlock; ++q) ReducePixel(ch, scratch + q * ch.op(), out + q * out_step);
-    for (I t = 0; t < nt; ++t) taps[static_cast<std::size_t>(t)].in += kBlock * in_step;
-    out += kBlock * out_step;
+/// The outputs q in [lo, hi) of a block of n whose input column base + q*step lies in
+/// [0, size); false when there are none. step 1 (the common case) needs no division.
+inline bool ValidRange(I base, I step, I size, I n, I& lo, I& hi) {
+  if (step == 1) {
+    lo = std::max<I>(0, -base);
+    hi = std::min<I>(n, size - base);
+  } else {
+    lo = std::max<I>(0, CeilDiv(-base, step));
+    hi = std::min<I>(n, FloorDiv(size - 1 - base, step) + 1);
   }
-  for (; j < count; ++j) {
-    Block<1, kMult, kSrcIn, kReduce>(ch, taps.data(), nt, in_step, bias, out, out_step, v0, v1,
-                                     scratch);
-    if constexpr (kReduce) ReducePixel(ch, scratch, out);
-    for (I t = 0; t < nt; ++t) taps[static_cast<std::size_t>(t)].in += in_step;
-    out += out_step;
-  }
+  return lo < hi;
 }
 
 template <bool kMult>
 void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* bias, float* dst,
-              std::vector<Tap>& taps) {
-  I lo = 0, hi = 0;
-  InteriorColumns(g, 0, g.kw, lo, hi);
+              TapList& taps) {
   const I chunk = VectorsPerChunk(g, ch.vectors());
   for (I v0 = 0; v0 < ch.vectors(); v0 += chunk) {
     const I v1 = std::min(ch.vectors(), v0 + chunk);
     for (I oh = 0; oh < g.oh; ++oh) {
-      float* row = dst + oh * g.dst_row;
       // Valid kernel rows of this output row.
       const I kh0 = std::max<I>(0, CeilDiv(g.ph - oh * g.sh, g.dh));
       const I kh1 = std::min<I>(g.kh, FloorDiv(g.ih - 1 + g.ph - oh * g.sh, g.dh) + 1);
-      // Columns whose taps may leave the row: one at a time, valid taps only.
-      auto edge = [&](I ow) {
-        I nt = 0;
+      for (I ow0 = 0; ow0 < g.ow; ow0 += kBlock) {
+        const I n = std::min<I>(kBlock, g.ow - ow0);
+        taps.Clear();
         for (I a = kh0; a < kh1; ++a) {
           const float* in_row = src + (oh * g.sh - g.ph + a * g.dh) * g.src_row;
           for (I b = 0; b < g.kw; ++b) {
-            const I iw = ow * g.sw - g.pw + b * g.dw;
-            if (iw < 0 || iw >= g.iw) continue;
-            taps[static_cast<std::size_t>(nt++)] = {in_row + iw * g.src_px,
-                                                    ch.weights(a * g.kw + b)};
+            const I base = ow0 * g.sw - g.pw + b * g.dw;  // src column of output ow0
+            I lo = 0, hi = 0;
+            if (!ValidRange(base, g.sw, g.iw, n, lo, hi)) continue;
+            taps.Add(in_row + (base + lo * g.sw) * g.src_px, ch.weights(a * g.kw + b), lo, hi,
+                     kBlock);
           }
         }
-        Run<kMult, true, false>(ch, taps, nt, 0, bias, row + ow * g.dst_px, 0, 1, v0, v1, nullptr);
-      };
-      for (I ow = 0; ow < std::min(lo, g.ow); ++ow) edge(ow);
-      if (lo < hi) {
-        I nt = 0;
-        for (I a = kh0; a < kh1; ++a) {
-          const float* in_row = src + (oh * g.sh - g.ph + a * g.dh) * g.src_row;
-          for (I b = 0; b < g.kw; ++b)
-            taps[static_cast<std::size_t>(nt++)] = {
-                in_row + (lo * g.sw - g.pw + b * g.dw) * g.src_px, ch.weights(a * g.kw + b)};
-        }
-        Run<kMult, true, false>(ch, taps, nt, g.sw * g.src_px, bias, row + lo * g.dst_px, g.dst_px,
-                                hi - lo, v0, v1, nullptr);
+        Block<kBlock, kMult, true, false>(ch, taps, g.sw * g.src_px, bias,
+                                          dst + oh * g.dst_row + ow0 * g.dst_px, g.dst_px, n, v0,
+                                          v1, nullptr);
       }
-      for (I ow = std::max(hi, lo); ow < g.ow; ++ow) edge(ow);
     }
   }
 }
@@ -177,7 +197,7 @@ void Fwd(const ConvParams& p, const float* src, const float* wei, const float* b
     bias_padded.assign(static_cast<std::size_t>(ch.op()), 0.0f);
     std::copy(bias, bias + ch.o(), bias_padded.begin());
   }
-  std::vector<Tap> taps(static_cast<std::size_t>(g.kh * g.kw));
+  TapList taps(g.kh * g.kw);
   for (I n = 0; n < p.mb; ++n) {
     const float* x = src + n * p.src_s[0];
     float* y = dst + n * p.dst_s[0];
@@ -190,8 +210,8 @@ void Fwd(const ConvParams& p, const float* src, const float* wei, const float* b
 }
 
 template <bool kReduce>
-void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx,
-                  std::vector<Tap>& taps, std::vector<I>& kws, float* scratch) {
+void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, TapList& taps,
+                  std::vector<I>& kws, float* scratch) {
   // With a multiplier every vector of a pixel must be done before its sum: one chunk.
   const I chunk = kReduce ? ch.vectors() : VectorsPerChunk(g, ch.vectors());
   for (I v0 = 0; v0 < ch.vectors(); v0 += chunk) {
@@ -199,19 +219,16 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx,
     for (I ih = 0; ih < g.ih; ++ih) {
       float* row = dx + ih * g.src_row;
       for (I r = 0; r < std::min(g.sw, g.iw); ++r) {
-        // Taps of this column phase, and the output offset b -> ow = b + off(kw) they read.
-        I nkw = 0, off_min = 0, off_max = 0;
+        // Taps of this column phase: kernel column kw reads ow = b + (r + pw - kw*dw) / sw.
+        I nkw = 0;
         for (I b = 0; b < g.kw; ++b) {
           const I t = r + g.pw - b * g.dw;
-          if (FloorDiv(t, g.sw) * g.sw != t) continue;
-          const I off = t / g.sw;
-          if (nkw == 0) off_min = off_max = off;
-          off_min = std::min(off_min, off), off_max = std::max(off_max, off);
-          kws[static_cast<std::size_t>(nkw++)] = b;
+          if (FloorDiv(t, g.sw) * g.sw == t) kws[static_cast<std::size_t>(nkw++)] = b;
         }
         const I count = (g.iw - r + g.sw - 1) / g.sw;  // columns r, r + sw, ... < iw
-        auto taps_for = [&](I b0, bool check) {
-          I nt = 0;
+        for (I b0 = 0; b0 < count; b0 += kBlock) {
+          const I n = std::min<I>(kBlock, count - b0);
+          taps.Clear();
           for (I a = 0; a < g.kh; ++a) {
             const I t = ih + g.ph - a * g.dh;
             if (FloorDiv(t, g.sh) * g.sh != t) continue;
@@ -219,30 +236,19 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx,
             if (oh < 0 || oh >= g.oh) continue;
             for (I k = 0; k < nkw; ++k) {
               const I b = kws[static_cast<std::size_t>(k)];
-              const I ow = b0 + (r + g.pw - b * g.dw) / g.sw;
-              if (check && (ow < 0 || ow >= g.ow)) continue;
-              taps[static_cast<std::size_t>(nt++)] = {dy + oh * g.dst_row + ow * g.dst_px,
-                                                      ch.weights(a * g.kw + b)};
+              const I base = b0 + FloorDiv(r + g.pw - b * g.dw, g.sw);  // ow of column b0
+              I lo = 0, hi = 0;
+              if (!ValidRange(base, 1, g.ow, n, lo, hi)) continue;
+              taps.Add(dy + oh * g.dst_row + (base + lo) * g.dst_px, ch.weights(a * g.kw + b), lo,
+                       hi, kBlock);
             }
           }
-          return nt;
-        };
-        // Columns b whose every tap's ow lies in [0, ow): the unchecked stretch.
-        const I lo = nkw ? std::clamp<I>(-off_min, 0, count) : count;
-        const I hi = nkw ? std::clamp<I>(g.ow - off_max, lo, count) : count;
-        const I step = g.sw * g.src_px;
-        for (I b = 0; b < count; ++b) {
-          if (b == lo && lo < hi) {
-            const I nt = taps_for(lo, false);
-            Run<false, false, kReduce>(ch, taps, nt, g.dst_px, nullptr,
-                                       row + (r + lo * g.sw) * g.src_px, step, hi - lo, v0, v1,
-                                       scratch);
-            b = hi - 1;
-            continue;
-          }
-          const I nt = taps_for(b, true);
-          Run<false, false, kReduce>(ch, taps, nt, 0, nullptr, row + (r + b * g.sw) * g.src_px, 0,
-                                     1, v0, v1, scratch);
+          float* out = row + (r + b0 * g.sw) * g.src_px;
+          const I out_step = g.sw * g.src_px;
+          Block<kBlock, false, false, kReduce>(ch, taps, g.dst_px, nullptr, out, out_step, n, v0,
+                                               v1, scratch);
+          if constexpr (kReduce)
+            for (I q = 0; q < n; ++q) ReducePixel(ch, scratch + q * ch.op(), out + q * out_step);
         }
       }
     }
@@ -253,7 +259,7 @@ void BwdData(const ConvParams& p, const float* diff_dst, const float* wei, float
   const Geo g = GeoOf(p);
   Channels ch(p, g.kh * g.kw);
   ch.Repack(p, wei);
-  std::vector<Tap> taps(static_cast<std::size_t>(g.kh * g.kw));
+  TapList taps(g.kh * g.kw);
   std::vector<I> kws(static_cast<std::size_t>(g.kw));
   std::vector<float> scratch(ch.m() > 1 ? static_cast<std::size_t>(kBlock * ch.op()) : 0);
   for (I n = 0; n < p.mb; ++n) {

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #ifndef HWY_DISABLED_TARGETS
@@ -40,47 +41,81 @@ using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's 
 
 constexpr int kMaxKb = kManyRegs ? 16 : 8;  // kernel columns per register block
 
+/// Output columns unrolled per register block so that at least about 8 independent FMA
+/// chains are in flight (one chain per tap would wait on the FMA latency for small kernels).
+constexpr int Unroll(int kb) { return kb >= 5 ? 1 : kb == 4 ? 2 : kb == 3 ? 3 : kb == 2 ? 4 : 8; }
+
 /// One kernel row of one output row, channel vector v: taps kw0 .. kw0+KB-1 summed over the
 /// output columns [lo, hi), where each of them reads inside the src row, into acc[tap][o].
-template <int KB, bool kMult>
+/// kUnit (w stride and dilation 1) lets the U x KB src loads of a step share the U + KB - 1
+/// distinct columns.
+template <int KB, bool kMult, bool kUnit>
 HWY_INLINE void Columns(const Geo& g, const Channels& ch, const float* x_row, const float* dy_row,
                         I kh, I kw0, I lo, I hi, I v, float* acc) {
+  constexpr int U = Unroll(KB);
   const D d;
-  V sum[KB];
-  for (int k = 0; k < KB; ++k) sum[k] = hn::Zero(d);
-  const I tap_step = g.dw * g.src_px;
-  for (I ow = lo; ow < hi; ++ow) {
+  V sum[U][KB];
+  for (int u = 0; u < U; ++u)
+    for (int k = 0; k < KB; ++k) sum[u][k] = hn::Zero(d);
+  const I px = g.src_px;
+  auto column = [&](const float* x, int u, int k) {
+    return kUnit ? x + (u + k) * px : x + (u * g.sw + k * g.dw) * px;
+  };
+  I ow = lo;
+  for (; ow + U <= hi; ow += U) {
+    const float* x = x_row + (ow * g.sw - g.pw + kw0 * g.dw) * px;
+    for (int u = 0; u < U; ++u) {
+      const V dy = ch.Direct(dy_row + (ow + u) * g.dst_px, v);
+      for (int k = 0; k < KB; ++k)
+        sum[u][k] = hn::MulAdd(dy, ch.Src<kMult>(column(x, u, k), v), sum[u][k]);
+    }
+  }
+  for (; ow < hi; ++ow) {
+    const float* x = x_row + (ow * g.sw - g.pw + kw0 * g.dw) * px;
     const V dy = ch.Direct(dy_row + ow * g.dst_px, v);
-    const float* x = x_row + (ow * g.sw - g.pw + kw0 * g.dw) * g.src_px;
     for (int k = 0; k < KB; ++k)
-      sum[k] = hn::MulAdd(dy, ch.Src<kMult>(x + k * tap_step, v), sum[k]);
+      sum[0][k] = hn::MulAdd(dy, ch.Src<kMult>(column(x, 0, k), v), sum[0][k]);
   }
   const I o0 = v * LanesI();
   for (int k = 0; k < KB; ++k) {
+    V total = sum[0][k];
+    for (int u = 1; u < U; ++u) total = hn::Add(total, sum[u][k]);
     float* a = acc + (kh * g.kw + kw0 + k) * ch.op() + o0;
-    hn::StoreU(hn::Add(hn::LoadU(d, a), sum[k]), d, a);
+    hn::StoreU(hn::Add(hn::LoadU(d, a), total), d, a);
   }
 }
 
-template <bool kMult>
+template <bool kMult, bool kUnit>
 void ColumnsAny(const Geo& g, const Channels& ch, const float* x_row, const float* dy_row, I kh,
                 I kw0, I kb, I lo, I hi, I v, float* acc) {
+  auto run = [&](auto kb_constant) {
+    Columns<decltype(kb_constant)::value, kMult, kUnit>(g, ch, x_row, dy_row, kh, kw0, lo, hi, v,
+                                                        acc);
+  };
   switch (kb) {
-#define CONVKIT_KB(N) \
-  case N:             \
-    return Columns<N, kMult>(g, ch, x_row, dy_row, kh, kw0, lo, hi, v, acc);
-    CONVKIT_KB(1)
-    CONVKIT_KB(2) CONVKIT_KB(3) CONVKIT_KB(4) CONVKIT_KB(5) CONVKIT_KB(6) CONVKIT_KB(7)
-        CONVKIT_KB(8)
-#undef CONVKIT_KB
-            default :  // kb == kMaxKb == 16
-                       if constexpr (kMaxKb == 16) return Columns<16, kMult>(
-                           g, ch, x_row, dy_row, kh, kw0, lo, hi, v, acc);
+    case 1:
+      return run(std::integral_constant<int, 1>());
+    case 2:
+      return run(std::integral_constant<int, 2>());
+    case 3:
+      return run(std::integral_constant<int, 3>());
+    case 4:
+      return run(std::integral_constant<int, 4>());
+    case 5:
+      return run(std::integral_constant<int, 5>());
+    case 6:
+      return run(std::integral_constant<int, 6>());
+    case 7:
+      return run(std::integral_constant<int, 7>());
+    case 8:
+      return run(std::integral_constant<int, 8>());
+    default:
+      return run(std::integral_constant<int, kMaxKb>());  // kb == kMaxKb == 16
   }
 }
 
 /// Adds one image's products into acc[tap][o] (taps kh*KW + kw, rows of op floats).
-template <bool kMult>
+template <bool kMult, bool kUnit>
 void Image(const Geo& g, const Channels& ch, const float* x, const float* dy, float* acc) {
   const I chunk = VectorsPerChunk(g, ch.vectors());
   for (I v0 = 0; v0 < ch.vectors(); v0 += chunk) {
@@ -97,16 +132,16 @@ void Image(const Geo& g, const Channels& ch, const float* x, const float* dy, fl
             kb = g.kw - kw0 >= kMaxKb ? kMaxKb : std::min<I>(8, g.kw - kw0);
             I lo = 0, hi = 0;
             InteriorColumns(g, kw0, kw0 + kb, lo, hi);
-            if (lo < hi) ColumnsAny<kMult>(g, ch, x_row, dy_row, a, kw0, kb, lo, hi, v, acc);
+            if (lo < hi) ColumnsAny<kMult, kUnit>(g, ch, x_row, dy_row, a, kw0, kb, lo, hi, v, acc);
             // The columns outside [lo, hi) where a tap still reads inside the row.
             for (I b = kw0; b < kw0 + kb; ++b) {
               I tlo = 0, thi = 0;
               InteriorColumns(g, b, b + 1, tlo, thi);
               if (lo < hi) {
-                if (tlo < lo) Columns<1, kMult>(g, ch, x_row, dy_row, a, b, tlo, lo, v, acc);
-                if (hi < thi) Columns<1, kMult>(g, ch, x_row, dy_row, a, b, hi, thi, v, acc);
+                if (tlo < lo) Columns<1, kMult, kUnit>(g, ch, x_row, dy_row, a, b, tlo, lo, v, acc);
+                if (hi < thi) Columns<1, kMult, kUnit>(g, ch, x_row, dy_row, a, b, hi, thi, v, acc);
               } else if (tlo < thi) {
-                Columns<1, kMult>(g, ch, x_row, dy_row, a, b, tlo, thi, v, acc);
+                Columns<1, kMult, kUnit>(g, ch, x_row, dy_row, a, b, tlo, thi, v, acc);
               }
             }
           }
@@ -125,10 +160,13 @@ void BwdWeights(const ConvParams& p, const float* src, const float* diff_dst, fl
     std::fill(image.begin(), image.end(), 0.0f);
     const float* x = src + n * p.src_s[0];
     const float* dy = diff_dst + n * p.dst_s[0];
+    const bool unit = g.sw == 1 && g.dw == 1;
     if (ch.m() > 1)
-      Image<true>(g, ch, x, dy, image.data());
+      unit ? Image<true, true>(g, ch, x, dy, image.data())
+           : Image<true, false>(g, ch, x, dy, image.data());
     else
-      Image<false>(g, ch, x, dy, image.data());
+      unit ? Image<false, true>(g, ch, x, dy, image.data())
+           : Image<false, false>(g, ch, x, dy, image.data());
     for (std::size_t i = 0; i < image.size(); ++i) total[i] += image[i];
   }
   for (I o = 0; o < ch.o(); ++o)
