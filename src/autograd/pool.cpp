@@ -24,8 +24,7 @@ struct Pool {
 
 // One value for both dimensions, or (h, w).
 std::pair<I, I> pair_of(const std::vector<I>& v, const char* op, const char* arg) {
-  require(v.size() == 1 || v.size() == 2, "{}: {} needs 1 or 2 values, got {}", op, arg,
-          v.size());
+  require(v.size() == 1 || v.size() == 2, "{}: {} needs 1 or 2 values, got {}", op, arg, v.size());
   return {v[0], v.size() == 2 ? v[1] : v[0]};
 }
 
@@ -39,8 +38,8 @@ I pooled_size(I in, I k, I pad, I stride, I dilation, bool ceil_mode) {
 }
 
 Pool make_pool(const Tensor& x, const Pool2dOptions& o, bool max, const char* op) {
-  require(x.dim() == 3 || x.dim() == 4, "{}: x must be (N, C, H, W) or (C, H, W), got shape {}",
-          op, x.shape().str());
+  require(x.dim() == 3 || x.dim() == 4, "{}: x must be (N, C, H, W) or (C, H, W), got shape {}", op,
+          x.shape().str());
   detail::require_float(x, op, "x");
   Pool p;
   const int r = x.dim();
@@ -50,7 +49,14 @@ Pool make_pool(const Tensor& x, const Pool2dOptions& o, bool max, const char* op
   std::tie(p.kh, p.kw) = pair_of(o.kernel, op, "kernel");
   std::tie(p.sh, p.sw) = o.stride.empty() ? std::pair{p.kh, p.kw} : pair_of(o.stride, op, "stride");
   std::tie(p.ph, p.pw) = pair_of(o.padding, op, "padding");
-  if (max) std::tie(p.dh, p.dw) = pair_of(o.dilation, op, "dilation");
+  if (max) {
+    std::tie(p.dh, p.dw) = pair_of(o.dilation, op, "dilation");
+  } else {
+    // PyTorch's average pooling has no dilation: refuse one rather than ignore it.
+    const auto [dh, dw] = pair_of(o.dilation, op, "dilation");
+    require(dh == 1 && dw == 1, "{}: average pooling has no dilation (as in PyTorch), got ({}, {})",
+            op, dh, dw);
+  }
   p.ceil_mode = o.ceil_mode;
   p.count_include_pad = o.count_include_pad;
   require(p.kh > 0 && p.kw > 0 && p.sh > 0 && p.sw > 0 && p.dh > 0 && p.dw > 0,
@@ -172,8 +178,8 @@ Variable average(const Variable& x, const Pool& p, const Tensor& tx, WindowFn wi
   });
   return Variable::from_op(
       y, {x},
-      [p, window, name, shape = tx.shape(), dtype = tx.dtype()](const Tensor& g)
-          -> std::vector<Tensor> {
+      [p, window, name, shape = tx.shape(),
+       dtype = tx.dtype()](const Tensor& g) -> std::vector<Tensor> {
         const Tensor gc = g.to(dtype).contiguous();
         Tensor dx = Tensor::zeros(shape, dtype);
         detail::visit_float(dtype, name, [&](auto* tag) {

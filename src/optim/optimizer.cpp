@@ -30,7 +30,6 @@ Optimizer::Optimizer(NamedVariables params, double lr, std::string_view who) : w
             "{}: parameter '{}' is not a leaf (the result of an op); optimize the "
             "variables you created, as PyTorch does",
             who_, name);
-    require(p.requires_grad(), "{}: parameter '{}' does not require a gradient", who_, name);
     require(is_floating(p.dtype()),
             "{}: parameter '{}' has dtype {}; only F32 and F64 can be "
             "optimized",

@@ -141,6 +141,8 @@ TEST(PoolGrad, AvgAndAdaptivePool) {
   expect_gradcheck([](const V& v) { return adaptive_avg_pool2d(v[0], 5, 4); }, {cl});
   convkit::test::expect_error<InvalidArgument>(
       [&] { avg_pool2d(x, {.kernel = {2}, .padding = {2}}); }, {"avg_pool2d", "padding"});
+  convkit::test::expect_error<InvalidArgument>(
+      [&] { avg_pool2d(x, {.kernel = {2}, .dilation = {2}}); }, {"avg_pool2d", "dilation", "(2, 2)"});
 }
 
 TEST(NormGrad, BatchNormTrainingAndEval) {

@@ -101,7 +101,7 @@ struct PoolOpts {
   Ints kernel = 2;
   std::vector<std::int64_t> stride{};
   Ints padding = 0;
-  Ints dilation = 1;             // max pooling only
+  Ints dilation = 1;             // max pooling only (AvgPool2d refuses anything but 1)
   bool ceil_mode = false;
   bool count_include_pad = true;  // average pooling only
 };
