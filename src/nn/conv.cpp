@@ -32,8 +32,7 @@ void validate(const std::string& layer, int ndims, bool transposed, const ConvOp
   require(o.in > 0, "{}: in must be > 0, got {}", layer, o.in);
   require(o.out > 0, "{}: out must be > 0, got {}", layer, o.out);
   require(o.groups > 0, "{}: groups must be > 0, got {}", layer, o.groups);
-  require(o.in % o.groups == 0, "{}: in {} is not divisible by groups {}", layer, o.in,
-          o.groups);
+  require(o.in % o.groups == 0, "{}: in {} is not divisible by groups {}", layer, o.in, o.groups);
   require(o.out % o.groups == 0, "{}: out {} is not divisible by groups {}", layer, o.out,
           o.groups);
   check_sizes(layer, "kernel", o.kernel, ndims, 1);
@@ -47,8 +46,8 @@ void validate(const std::string& layer, int ndims, bool transposed, const ConvOp
             "{}: padding 'same'/'valid' is not supported for transposed convolutions", layer);
   } else {
     for (std::int64_t p : o.output_padding.v)
-      require(p == 0, "{}: output_padding applies to transposed convolutions only, got {}",
-              layer, p);
+      require(p == 0, "{}: output_padding applies to transposed convolutions only, got {}", layer,
+              p);
   }
 }
 
@@ -56,7 +55,9 @@ void validate(const std::string& layer, int ndims, bool transposed, const ConvOp
 
 ConvNd::ConvNd(int ndims, bool transposed, const ConvOpts& options)
     : type_name_(fmt::format("{}{}d", transposed ? "ConvTranspose" : "Conv", ndims)),
-      ndims_(ndims), transposed_(transposed), options_(options) {
+      ndims_(ndims),
+      transposed_(transposed),
+      options_(options) {
   validate(type_name_, ndims, transposed, options_);
   const ConvOpts& o = options_;
   std::vector<std::int64_t> wshape = transposed ? std::vector<std::int64_t>{o.in, o.out / o.groups}
@@ -125,16 +126,16 @@ SeparableConv2d::SeparableConv2d(const SeparableOpts& o) {
   require(o.kernels_per_layer > 0, "SeparableConv2d: kernels_per_layer must be > 0, got {}",
           o.kernels_per_layer);
   const std::int64_t mid = o.in * o.kernels_per_layer;
-  depthwise = register_module("depthwise", std::make_shared<Conv2d>(ConvOpts{
-                                               .in = o.in,
-                                               .out = mid,
-                                               .kernel = o.kernel,
-                                               .stride = o.stride,
-                                               .padding = o.padding,
-                                               .dilation = o.dilation,
-                                               .groups = o.in,
-                                               .bias = o.bias,
-                                               .padding_mode = o.padding_mode}));
+  depthwise = register_module("depthwise",
+                              std::make_shared<Conv2d>(ConvOpts{.in = o.in,
+                                                                .out = mid,
+                                                                .kernel = o.kernel,
+                                                                .stride = o.stride,
+                                                                .padding = o.padding,
+                                                                .dilation = o.dilation,
+                                                                .groups = o.in,
+                                                                .bias = o.bias,
+                                                                .padding_mode = o.padding_mode}));
   pointwise = register_module(
       "pointwise", std::make_shared<Conv2d>(ConvOpts{.in = mid, .out = o.out, .bias = o.bias}));
 }
@@ -143,16 +144,35 @@ ag::Variable SeparableConv2d::forward(const ag::Variable& x) {
   return (*pointwise)((*depthwise)(x));
 }
 
-SpatiallySeparableConv2d::SpatiallySeparableConv2d(std::int64_t in, std::int64_t out,
-                                                   std::int64_t k, bool bias) {
-  require(k > 0, "SpatiallySeparableConv2d: k must be > 0, got {}", k);
+SpatiallySeparableConv2d::SpatiallySeparableConv2d(const SpatiallySeparableOpts& o) {
+  const char* who = "SpatiallySeparableConv2d";
+  require(o.kernel > 0, "{}: kernel must be > 0, got {}", who, o.kernel);
+  require(o.stride > 0, "{}: stride must be > 0, got {}", who, o.stride);
+  require(o.dilation > 0, "{}: dilation must be > 0, got {}", who, o.dilation);
+  require(o.padding >= -1, "{}: padding must be >= 0 (or -1 for 'same'), got {}", who, o.padding);
+  const bool same = o.padding < 0;
   vertical = register_module("0", std::make_shared<Conv2d>(ConvOpts{
-                                      .in = in, .out = out, .kernel = {k, 1},
-                                      .padding = {k / 2, 0}, .bias = bias}));
+                                      .in = o.in,
+                                      .out = o.out,
+                                      .kernel = {o.kernel, 1},
+                                      .stride = {o.stride, 1},
+                                      .padding = same ? Padding::same() : Padding{o.padding, 0},
+                                      .dilation = {o.dilation, 1},
+                                      .bias = o.bias}));
   horizontal = register_module("1", std::make_shared<Conv2d>(ConvOpts{
-                                        .in = out, .out = out, .kernel = {1, k},
-                                        .padding = {0, k / 2}, .bias = bias}));
+                                        .in = o.out,
+                                        .out = o.out,
+                                        .kernel = {1, o.kernel},
+                                        .stride = {1, o.stride},
+                                        .padding = same ? Padding::same() : Padding{0, o.padding},
+                                        .dilation = {1, o.dilation},
+                                        .bias = o.bias}));
 }
+
+SpatiallySeparableConv2d::SpatiallySeparableConv2d(std::int64_t in, std::int64_t out,
+                                                   std::int64_t k, bool bias)
+    : SpatiallySeparableConv2d(
+          SpatiallySeparableOpts{.in = in, .out = out, .kernel = k, .bias = bias}) {}
 
 ag::Variable SpatiallySeparableConv2d::forward(const ag::Variable& x) {
   return (*horizontal)((*vertical)(x));

@@ -26,11 +26,11 @@ std::shared_ptr<Sequential> small_net() {
 
 TEST(Module, StateDictKeysFollowPyTorchOrder) {
   auto net = small_net();
-  EXPECT_EQ(keys_of(net->state_dict()),
-            (std::vector<std::string>{"0.0.weight", "0.1.weight", "0.1.bias", "0.1.running_mean",
-                                      "0.1.running_var", "0.1.num_batches_tracked",
-                                      "1.depthwise.weight", "1.depthwise.bias",
-                                      "1.pointwise.weight", "1.pointwise.bias"}));
+  EXPECT_EQ(
+      keys_of(net->state_dict()),
+      (std::vector<std::string>{"0.0.weight", "0.1.weight", "0.1.bias", "0.1.running_mean",
+                                "0.1.running_var", "0.1.num_batches_tracked", "1.depthwise.weight",
+                                "1.depthwise.bias", "1.pointwise.weight", "1.pointwise.bias"}));
   const StateDict sd = net->state_dict();
   EXPECT_EQ(sd[5].second.dtype(), DType::I64);
   EXPECT_EQ(sd[5].second.dim(), 0);
@@ -70,15 +70,17 @@ TEST(Module, LoadStateDictListsEveryProblemAndChangesNothing) {
   const double before = sd[0].second.get_flat(0);
   StateDict bad;
   for (const auto& [k, t] : sd) {
-    if (k == "0.1.running_var") continue;                                        // missing
-    if (k == "1.pointwise.weight") bad.emplace_back(k, Tensor::zeros({6, 4}));    // mismatch
-    else bad.emplace_back(k, Tensor::zeros(t.shape(), t.dtype()));
+    if (k == "0.1.running_var") continue;  // missing
+    if (k == "1.pointwise.weight")
+      bad.emplace_back(k, Tensor::zeros({6, 4}));  // mismatch
+    else
+      bad.emplace_back(k, Tensor::zeros(t.shape(), t.dtype()));
   }
   bad.emplace_back("2.weight", Tensor::zeros({1}));  // unexpected
-  test::expect_error<InvalidArgument>([&] { net->load_state_dict(bad); },
-                                      {"missing keys: [0.1.running_var]",
-                                       "unexpected keys: [2.weight]",
-                                       "1.pointwise.weight (model [6, 4, 1, 1], given [6, 4])"});
+  test::expect_error<InvalidArgument>(
+      [&] { net->load_state_dict(bad); },
+      {"missing keys: [0.1.running_var]", "unexpected keys: [2.weight]",
+       "1.pointwise.weight (model [6, 4, 1, 1], given [6, 4])"});
   EXPECT_EQ(net->state_dict()[0].second.get_flat(0), before);
   // Non-strict tolerates missing and unexpected keys, never a shape mismatch.
   test::expect_error<InvalidArgument>([&] { net->load_state_dict(bad, false); },
@@ -91,18 +93,51 @@ TEST(Module, LoadStateDictListsEveryProblemAndChangesNothing) {
 }
 
 TEST(Module, OptionsAreValidated) {
+  test::expect_error<InvalidArgument>([] { Conv2d({.in = 6, .out = 4, .kernel = 3, .groups = 4}); },
+                                      {"in 6", "groups 4"});
   test::expect_error<InvalidArgument>(
-      [] { Conv2d({.in = 6, .out = 4, .kernel = 3, .groups = 4}); }, {"in 6", "groups 4"});
-  test::expect_error<InvalidArgument>([] { Conv2d({.in = 4, .out = 4, .kernel = {3, 3, 3}}); },
-                                      {"kernel", "1 or 2"});
-  test::expect_error<InvalidArgument>([] { Conv2d({.in = 4, .out = 4, .stride = 0}); },
-                                      {"stride"});
-  test::expect_error<InvalidArgument>(
-      [] { Conv2d({.in = 4, .out = 4, .output_padding = 1}); }, {"output_padding"});
+      [] {
+        Conv2d({.in = 4, .out = 4, .kernel = {3, 3, 3}});
+      },
+      {"kernel", "1 or 2"});
+  test::expect_error<InvalidArgument>([] { Conv2d({.in = 4, .out = 4, .stride = 0}); }, {"stride"});
+  test::expect_error<InvalidArgument>([] { Conv2d({.in = 4, .out = 4, .output_padding = 1}); },
+                                      {"output_padding"});
   test::expect_error<InvalidArgument>([] { BatchNorm2d({.features = 0}); }, {"features"});
   test::expect_error<InvalidArgument>([] { Dropout(1.5); }, {"p must be in [0, 1]", "1.5"});
   test::expect_error<InvalidArgument>([] { InvertedResidual(8, 8, 3, 6); }, {"stride", "3"});
   test::expect_error<InvalidArgument>([] { MobileNetV2({.width = 0}); }, {"width"});
+}
+
+// Even kernels keep the size under 'same' (one more row/column padded after, like PyTorch),
+// stride 2 with 'same' gives ceil(in / 2), explicit padding follows the conv formula, and the
+// layer equals its two convolutions called by hand.
+TEST(Module, SpatiallySeparableConvSizesAndValues) {
+  const ag::Variable x(Tensor::uniform({2, 3, 9, 7}, -1, 1, 4), false);
+  SpatiallySeparableConv2d even(3, 5, 4);
+  EXPECT_EQ(even(x).shape(), (Shape{2, 5, 9, 7}));
+  EXPECT_EQ(even.vertical->weight.shape(), (Shape{5, 3, 4, 1}));
+  EXPECT_EQ(even.horizontal->weight.shape(), (Shape{5, 5, 1, 4}));
+  const ag::Variable by_hand =
+      ag::conv2d(ag::conv2d(x, even.vertical->weight, even.vertical->bias,
+                            {.padding = Padding::asymmetric({1, 0}, {2, 0})}),
+                 even.horizontal->weight, even.horizontal->bias,
+                 {.padding = Padding::asymmetric({0, 1}, {0, 2})});
+  test::expect_close(even(x).value(), by_hand.value(), 1e-6, 1e-6, "k = 4, 'same'");
+  SpatiallySeparableConv2d s2({.in = 3, .out = 4, .kernel = 3, .stride = 2});
+  EXPECT_EQ(s2(x).shape(), (Shape{2, 4, 5, 4}));
+  SpatiallySeparableConv2d p0(
+      {.in = 3, .out = 4, .kernel = 5, .stride = 2, .padding = 0, .dilation = 1});
+  EXPECT_EQ(p0(x).shape(), (Shape{2, 4, 3, 2}));
+  SpatiallySeparableConv2d d2(
+      {.in = 3, .out = 4, .kernel = 3, .padding = 2, .dilation = 2, .bias = false});
+  EXPECT_EQ(d2(x).shape(), (Shape{2, 4, 9, 7}));
+  EXPECT_FALSE(d2.vertical->bias.defined());
+  test::expect_error<InvalidArgument>(
+      [] { SpatiallySeparableConv2d({.in = 3, .out = 4, .kernel = 0}); },
+      {"SpatiallySeparableConv2d", "kernel", "0"});
+  test::expect_error<InvalidArgument>(
+      [] { SpatiallySeparableConv2d({.in = 3, .out = 4, .padding = -2}); }, {"padding", "-2"});
 }
 
 TEST(Module, ConvShapesAndPyTorchDefaultInit) {
@@ -217,7 +252,8 @@ namespace {
 TEST(Module, LoadStateDictConvertsDtypes) {
   BatchNorm2d bn({.features = 2});
   StateDict sd;
-  for (const auto& [k, t] : bn.state_dict()) sd.emplace_back(k, Tensor::full(t.shape(), 3, DType::F64));
+  for (const auto& [k, t] : bn.state_dict())
+    sd.emplace_back(k, Tensor::full(t.shape(), 3, DType::F64));
   bn.load_state_dict(sd);
   EXPECT_EQ(bn.running_var.dtype(), DType::F32);
   EXPECT_EQ(bn.running_var.get_flat(1), 3.0);

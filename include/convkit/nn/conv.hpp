@@ -16,7 +16,7 @@ struct ConvOpts {
   std::int64_t out = 0;  // output channels
   Ints kernel = 1;
   Ints stride = 1;
-  Padding padding{};     // int, per-dim list, Padding::same(), Padding::valid(), asymmetric
+  Padding padding{};  // int, per-dim list, Padding::same(), Padding::valid(), asymmetric
   Ints dilation = 1;
   std::int64_t groups = 1;
   bool bias = true;
@@ -52,12 +52,24 @@ class ConvNd : public Module {
   ConvOpts options_;
 };
 
-struct Conv1d : ConvNd { explicit Conv1d(const ConvOpts& o) : ConvNd(1, false, o) {} };
-struct Conv2d : ConvNd { explicit Conv2d(const ConvOpts& o) : ConvNd(2, false, o) {} };
-struct Conv3d : ConvNd { explicit Conv3d(const ConvOpts& o) : ConvNd(3, false, o) {} };
-struct ConvTranspose1d : ConvNd { explicit ConvTranspose1d(const ConvOpts& o) : ConvNd(1, true, o) {} };
-struct ConvTranspose2d : ConvNd { explicit ConvTranspose2d(const ConvOpts& o) : ConvNd(2, true, o) {} };
-struct ConvTranspose3d : ConvNd { explicit ConvTranspose3d(const ConvOpts& o) : ConvNd(3, true, o) {} };
+struct Conv1d : ConvNd {
+  explicit Conv1d(const ConvOpts& o) : ConvNd(1, false, o) {}
+};
+struct Conv2d : ConvNd {
+  explicit Conv2d(const ConvOpts& o) : ConvNd(2, false, o) {}
+};
+struct Conv3d : ConvNd {
+  explicit Conv3d(const ConvOpts& o) : ConvNd(3, false, o) {}
+};
+struct ConvTranspose1d : ConvNd {
+  explicit ConvTranspose1d(const ConvOpts& o) : ConvNd(1, true, o) {}
+};
+struct ConvTranspose2d : ConvNd {
+  explicit ConvTranspose2d(const ConvOpts& o) : ConvNd(2, true, o) {}
+};
+struct ConvTranspose3d : ConvNd {
+  explicit ConvTranspose3d(const ConvOpts& o) : ConvNd(3, true, o) {}
+};
 
 /// Options of a depthwise convolution: each of `channels` input channels gets `multiplier`
 /// kernels; output channel c*multiplier + m is channel c's m-th kernel (PyTorch's
@@ -107,11 +119,27 @@ class SeparableConv2d : public Module {
   std::shared_ptr<Conv2d> depthwise, pointwise;
 };
 
-/// A k x k convolution factored into a (k, 1) convolution in -> out with padding (k/2, 0)
-/// then a (1, k) convolution out -> out with padding (0, k/2); children "0" and "1"
-/// (like a PyTorch Sequential of the two).
+/// Options of a spatially separable convolution (a k x k kernel factored in two).
+struct SpatiallySeparableOpts {
+  std::int64_t in = 0, out = 0;
+  std::int64_t kernel = 3;
+  std::int64_t stride = 1;
+  /// -1: 'same' (the output keeps the input's size at stride 1, even kernels padding one
+  /// more after than before, like PyTorch's padding='same'); otherwise zeros on both sides.
+  std::int64_t padding = -1;
+  std::int64_t dilation = 1;
+  bool bias = true;  // for both convolutions
+};
+/// A k x k convolution factored into a (k, 1) convolution in -> out (stride, padding and
+/// dilation along the height) then a (1, k) convolution out -> out (the same along the
+/// width); children "0" and "1", like a PyTorch Sequential of the two:
+///   nn.Sequential(nn.Conv2d(in, out, (k, 1), (s, 1), (p, 0), (d, 1)),
+///                 nn.Conv2d(out, out, (1, k), (1, s), (0, p), (1, d)))
+/// k*(in + out)*out weights instead of k*k*in*out.
 class SpatiallySeparableConv2d : public Module {
  public:
+  explicit SpatiallySeparableConv2d(const SpatiallySeparableOpts& options);
+  /// The 'same'-padded form at stride 1: SpatiallySeparableConv2d({in, out, k, .bias = bias}).
   SpatiallySeparableConv2d(std::int64_t in, std::int64_t out, std::int64_t k, bool bias = true);
   ag::Variable forward(const ag::Variable& x) override;
   std::string type_name() const override { return "SpatiallySeparableConv2d"; }
