@@ -16,6 +16,7 @@ constexpr const char* kVersion = "1";
 constexpr std::string_view kModel = "model.";
 constexpr std::string_view kOptimizer = "optimizer.";
 constexpr std::string_view kExtra = "extra.";
+constexpr std::string_view kRng = "rng.";
 
 /// The whole of `text` as an integer of type T, or false.
 template <typename T>
@@ -41,6 +42,11 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
                                           {"rng_state", std::to_string(c.rng_state)},
                                           {"optimizer", c.optimizer_kind}};
   for (const auto& [key, value] : c.extra) meta.emplace(std::string(kExtra) + key, value);
+  for (const auto& [name, state] : c.rng_states) {
+    convkit::detail::require(
+        !name.empty() && meta.emplace(std::string(kRng) + name, std::to_string(state)).second,
+        "save_checkpoint: rng_states name '{}' is empty or used twice", name);
+  }
   save_safetensors(path, tensors, meta);
 }
 
@@ -66,8 +72,15 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
   if (!parse_int(field("rng_state"), c.rng_state))
     fail(fmt::format("rng_state '{}' is not an unsigned 64-bit integer", field("rng_state")));
   c.optimizer_kind = field("optimizer");
-  for (auto& [key, value] : file.metadata)
+  for (auto& [key, value] : file.metadata) {
     if (key.starts_with(kExtra)) c.extra.emplace(key.substr(kExtra.size()), std::move(value));
+    if (key.starts_with(kRng) && key.size() > kRng.size()) {
+      std::uint64_t state = 0;
+      if (!parse_int(value, state))
+        fail(fmt::format("'{}' is '{}', not an unsigned 64-bit integer", key, value));
+      c.rng_states.emplace_back(key.substr(kRng.size()), state);
+    }
+  }
   for (auto& [name, t] : file.tensors) {
     if (name.starts_with(kModel) && name.size() > kModel.size())
       c.model.emplace_back(name.substr(kModel.size()), std::move(t));

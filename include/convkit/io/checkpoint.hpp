@@ -20,6 +20,9 @@ struct Checkpoint {
   std::string optimizer_kind = {};  ///< e.g. optimizer.kind(): "SGD"; empty without optimizer
   std::int64_t epoch = 0;           ///< >= 0: epochs (or steps) completed
   std::uint64_t rng_state = 0;      ///< the caller's random-number state (seed or counter)
+  /// Named generator states, e.g. nn::dropout_rng_states(model): what a model draws from
+  /// in training, needed for a bit-identical resume of models with dropout.
+  std::vector<std::pair<std::string, std::uint64_t>> rng_states = {};
   std::map<std::string, std::string> extra = {};  ///< the caller's own notes (strings)
 };
 
@@ -29,18 +32,21 @@ struct Checkpoint {
 /// leaves the previous file at `path` whole and loadable.
 /// Layout: tensors "model.<name>" and "optimizer.<key>"; __metadata__ holds
 ///   format = "convkit.checkpoint", format_version = "1", epoch, rng_state (decimal),
-///   optimizer (the kind) and "extra.<key>" for each extra entry.
+///   optimizer (the kind), "rng.<name>" (decimal) for each rng_states entry and
+///   "extra.<key>" for each extra entry.
 /// Throws InvalidArgument for a negative epoch or duplicate names; IoError when writing fails.
 ///
 ///   io::save_checkpoint("run/last.safetensors",
 ///                       {.model = model.state_dict(), .optimizer = opt.state_dict(),
-///                        .optimizer_kind = std::string(opt.kind()), .epoch = epoch + 1});
+///                        .optimizer_kind = std::string(opt.kind()), .epoch = epoch + 1,
+///                        .rng_states = nn::dropout_rng_states(model)});
 void save_checkpoint(const std::filesystem::path& path, const Checkpoint& checkpoint);
 
 /// Reads a file written by save_checkpoint. Throws IoError when it cannot be read and
 /// FormatError (naming the file and what is wrong) when it is not a valid safetensors file
 /// or not a convkit checkpoint: missing or unknown format, version, epoch or rng_state,
-/// tensors outside "model." / "optimizer.", optimizer tensors without an optimizer kind.
+/// tensors outside "model." / "optimizer.", optimizer tensors without an optimizer kind, an
+/// "rng.<name>" that is not an unsigned 64-bit integer.
 Checkpoint load_checkpoint(const std::filesystem::path& path);
 
 }  // namespace convkit::io

@@ -152,6 +152,15 @@ class Dropout : public Module {
   std::uint64_t state_;
 };
 
+/// The RNG state of every Dropout in `model`, by module path ("classifier.0"), in module
+/// order: save them with a checkpoint (io::Checkpoint::rng_states) so that a resumed run
+/// drops the same elements as an uninterrupted one.
+std::vector<std::pair<std::string, std::uint64_t>> dropout_rng_states(Module& model);
+/// Restores states from dropout_rng_states. Throws InvalidArgument naming the paths when a
+/// Dropout of `model` has no state in `states` or a state names no Dropout of `model`.
+void load_dropout_rng_states(Module& model,
+                             const std::vector<std::pair<std::string, std::uint64_t>>& states);
+
 /// Flattens dimensions start_dim..end_dim into one (default: all but the batch).
 class Flatten : public Module {
  public:
