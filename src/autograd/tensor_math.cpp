@@ -28,12 +28,17 @@ void add_into(const Tensor& dst, const Tensor& src) {
   require(dst.shape() == src.shape(), "add_into: shapes {} and {} differ", dst.shape().str(),
           src.shape().str());
   const Tensor s = src.to(dst.dtype());
+  const MemoryFormat format = dst.memory_format();
+  const bool dense = dst.is_contiguous(format) && s.is_contiguous(format);
   visit_float(dst.dtype(), "add_into", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     T* pd = dst.data<T>();
     const T* ps = s.data<T>();
-    for_each_offset2(dst.shape(), dst.strides(), s.strides(),
-                     [&](I od, I os) { pd[od] += ps[os]; });
+    if (dense)
+      parallel_elements(dst.numel(), [&](I i) { pd[i] += ps[i]; });
+    else
+      for_each_offset2(dst.shape(), dst.strides(), s.strides(),
+                       [&](I od, I os) { pd[od] += ps[os]; });
   });
 }
 

@@ -42,15 +42,32 @@ Tensor sum_to(const Tensor& g, const Shape& shape);
 /// The dimensions of `t` reordered (out dimension i is t's dims[i]), contiguous.
 Tensor permute_copy(const Tensor& t, const std::vector<int>& dims);
 
-/// out[i] = f(x[i]) elementwise, contiguous, same dtype; f takes and returns double.
+/// Runs body(i) for i in [0, n) on the OpenMP threads when n is large enough to pay.
+template <typename Body>
+void parallel_elements(std::int64_t n, Body&& body) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
+  for (std::int64_t i = 0; i < n; ++i) body(i);
+}
+
+/// out[i] = f(x[i]) elementwise, same dtype; f takes and returns double. The output keeps x's
+/// layout when x is dense in it (channels-last stays channels-last, as in PyTorch), and is
+/// contiguous otherwise.
 template <typename F>
 Tensor map1(const Tensor& x, const char* op, F f) {
   require_float(x, op, "input");
-  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  const MemoryFormat format = x.memory_format();
+  const bool dense = x.is_contiguous(format);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), dense ? format : MemoryFormat::Contiguous);
   visit_float(x.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* px = x.data<T>();
     T* po = out.data<T>();
+    if (dense) {  // same memory order on both sides: one flat loop
+      parallel_elements(x.numel(), [&](std::int64_t i) {
+        po[i] = static_cast<T>(f(static_cast<double>(px[i])));
+      });
+      return;
+    }
     std::int64_t i = 0;
     for_each_offset2(x.shape(), x.strides(), x.strides(), [&](std::int64_t ox, std::int64_t) {
       po[i++] = static_cast<T>(f(static_cast<double>(px[ox])));
@@ -59,19 +76,28 @@ Tensor map1(const Tensor& x, const char* op, F f) {
   return out;
 }
 
-/// out[i] = f(a[i], b[i]) for same-shape a and b (any layouts), contiguous.
+/// out[i] = f(a[i], b[i]) for same-shape a and b (any layouts). The output keeps their
+/// layout when both are dense in the same one, and is contiguous otherwise.
 template <typename F>
 Tensor map2(const Tensor& a, const Tensor& b, const char* op, F f) {
   require_float(a, op, "a");
   require_same_dtype(a, b, op, "a", "b");
   require(a.shape() == b.shape(), "{}: shapes {} and {} differ", op, a.shape().str(),
           b.shape().str());
-  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  const MemoryFormat format = a.memory_format();
+  const bool dense = a.is_contiguous(format) && b.is_contiguous(format);
+  Tensor out = Tensor::empty(a.shape(), a.dtype(), dense ? format : MemoryFormat::Contiguous);
   visit_float(a.dtype(), op, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     T* po = out.data<T>();
+    if (dense) {
+      parallel_elements(a.numel(), [&](std::int64_t i) {
+        po[i] = static_cast<T>(f(static_cast<double>(pa[i]), static_cast<double>(pb[i])));
+      });
+      return;
+    }
     std::int64_t i = 0;
     for_each_offset2(a.shape(), a.strides(), b.strides(), [&](std::int64_t oa, std::int64_t ob) {
       po[i++] = static_cast<T>(f(static_cast<double>(pa[oa]), static_cast<double>(pb[ob])));
