@@ -31,20 +31,40 @@ Variable pointwise(const Variable& x, const char* name, F f, DF df) {
       name);
 }
 
+// The same for piecewise-linear activations, computed in the element type: every operation
+// is exact (compares, selects, products with 0 or 1), so the results equal the double-precision
+// ones, and the branch-free loops vectorize. f(x) and df(x, g) = g * f'(x) take T.
+template <typename F, typename DF>
+Variable piecewise(const Variable& x, const char* name, F f, DF dfg) {
+  require(x.defined(), "{}: the input is undefined", name);
+  const Tensor tx = x.value();
+  Tensor y = detail::map1<true>(tx, name, f);
+  return Variable::from_op(
+      std::move(y), {x},
+      [tx, dfg, name](const Tensor& g) -> std::vector<Tensor> {
+        return {detail::map2<true>(tx, g.to(tx.dtype()), name, dfg)};
+      },
+      name);
+}
+
 double sigmoid_of(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 
 }  // namespace
 
 Variable relu(const Variable& x) {
-  return pointwise(
-      x, "relu", [](double v) { return v > 0 ? v : 0.0; },
-      [](double v) { return v > 0 ? 1.0 : 0.0; });
+  return piecewise(
+      x, "relu", [](auto v) { return v < 0 ? decltype(v)(0) : v; },  // NaN stays NaN, as in PyTorch
+      [](auto v, auto g) { return v > 0 ? g : decltype(g)(0); });
 }
 
 Variable relu6(const Variable& x) {
-  return pointwise(
-      x, "relu6", [](double v) { return std::min(std::max(v, 0.0), 6.0); },
-      [](double v) { return v > 0 && v < 6 ? 1.0 : 0.0; });
+  return piecewise(
+      x, "relu6",
+      [](auto v) {
+        using T = decltype(v);
+        return std::min(std::max(v, T(0)), T(6));
+      },
+      [](auto v, auto g) { return (v > 0) & (v < 6) ? g : decltype(g)(0); });
 }
 
 Variable leaky_relu(const Variable& x, double negative_slope) {
@@ -104,9 +124,12 @@ struct Lanes {
 Lanes lanes_of(const Shape& s, int dim) {
   Lanes l;
   for (int d = 0; d < s.rank(); ++d) {
-    if (d < dim) l.outer *= s[d];
-    else if (d == dim) l.n = s[d];
-    else l.inner *= s[d];
+    if (d < dim)
+      l.outer *= s[d];
+    else if (d == dim)
+      l.n = s[d];
+    else
+      l.inner *= s[d];
   }
   return l;
 }

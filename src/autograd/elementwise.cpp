@@ -15,16 +15,37 @@ enum class Op { Add, Sub, Mul, Div };
 
 const char* op_name(Op op) {
   switch (op) {
-    case Op::Add: return "add";
-    case Op::Sub: return "sub";
-    case Op::Mul: return "mul";
-    case Op::Div: return "div";
+    case Op::Add:
+      return "add";
+    case Op::Sub:
+      return "sub";
+    case Op::Mul:
+      return "mul";
+    case Op::Div:
+      return "div";
   }
   return "?";
 }
 
-// out = a (op) b with both read through broadcast strides; out is contiguous.
+// out = a (op) b with both read through broadcast strides; out is contiguous, except that
+// same-shape operands dense in one layout keep it (a residual add of channels-last tensors
+// stays channels-last) and run one flat, vectorizable loop.
 Tensor broadcast_apply(const Tensor& a, const Tensor& b, const Shape& shape, Op op) {
+  if (a.shape() == shape && b.shape() == shape) {
+    const MemoryFormat f = a.memory_format();
+    if (a.is_contiguous(f) && b.is_contiguous(f)) {
+      switch (op) {  // exact in the element type, as the double path rounds once too
+        case Op::Add:
+          return detail::map2<true>(a, b, "add", [](auto x, auto y) { return x + y; });
+        case Op::Sub:
+          return detail::map2<true>(a, b, "sub", [](auto x, auto y) { return x - y; });
+        case Op::Mul:
+          return detail::map2<true>(a, b, "mul", [](auto x, auto y) { return x * y; });
+        case Op::Div:
+          return detail::map2<true>(a, b, "div", [](auto x, auto y) { return x / y; });
+      }
+    }
+  }
   Tensor out = Tensor::empty(shape, a.dtype());
   const Shape sa = detail::broadcast_strides(a, shape), sb = detail::broadcast_strides(b, shape);
   detail::visit_float(a.dtype(), op_name(op), [&](auto* tag) {
@@ -36,10 +57,18 @@ Tensor broadcast_apply(const Tensor& a, const Tensor& b, const Shape& shape, Op 
     detail::for_each_offset2(shape, sa, sb, [&](I oa, I ob) {
       const T x = pa[oa], y = pb[ob];
       switch (op) {
-        case Op::Add: po[i++] = x + y; break;
-        case Op::Sub: po[i++] = x - y; break;
-        case Op::Mul: po[i++] = x * y; break;
-        case Op::Div: po[i++] = x / y; break;
+        case Op::Add:
+          po[i++] = x + y;
+          break;
+        case Op::Sub:
+          po[i++] = x - y;
+          break;
+        case Op::Mul:
+          po[i++] = x * y;
+          break;
+        case Op::Div:
+          po[i++] = x / y;
+          break;
       }
     });
   });
@@ -66,8 +95,8 @@ Variable binary(const Variable& a, const Variable& b, Op op) {
             break;
           case Op::Sub:
             if (ga) da = detail::sum_to(g, ta.shape());
-            if (gb) db = detail::sum_to(detail::map1(g, "sub", [](double v) { return -v; }),
-                                        tb.shape());
+            if (gb)
+              db = detail::sum_to(detail::map1(g, "sub", [](double v) { return -v; }), tb.shape());
             break;
           case Op::Mul:
             if (ga) da = detail::sum_to(broadcast_apply(g, tb, shape, Op::Mul), ta.shape());
@@ -77,11 +106,10 @@ Variable binary(const Variable& a, const Variable& b, Op op) {
             if (ga) da = detail::sum_to(broadcast_apply(g, tb, shape, Op::Div), ta.shape());
             if (gb) {
               // d(a/b)/db = -a / b^2
-              const Tensor q = broadcast_apply(broadcast_apply(g, ta, shape, Op::Mul),
-                                               detail::map1(tb, "div", [](double v) { return v * v; }),
-                                               shape, Op::Div);
-              db = detail::sum_to(detail::map1(q, "div", [](double v) { return -v; }),
-                                  tb.shape());
+              const Tensor q = broadcast_apply(
+                  broadcast_apply(g, ta, shape, Op::Mul),
+                  detail::map1(tb, "div", [](double v) { return v * v; }), shape, Op::Div);
+              db = detail::sum_to(detail::map1(q, "div", [](double v) { return -v; }), tb.shape());
             }
             break;
         }

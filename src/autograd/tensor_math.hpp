@@ -49,10 +49,12 @@ void parallel_elements(std::int64_t n, Body&& body) {
   for (std::int64_t i = 0; i < n; ++i) body(i);
 }
 
-/// out[i] = f(x[i]) elementwise, same dtype; f takes and returns double. The output keeps x's
+/// out[i] = f(x[i]) elementwise, same dtype; f takes and returns double, or with kTyped the
+/// element type itself (for exact operations whose loop then vectorizes: min, max, selects,
+/// products). The output keeps x's
 /// layout when x is dense in it (channels-last stays channels-last, as in PyTorch), and is
 /// contiguous otherwise.
-template <typename F>
+template <bool kTyped = false, typename F>
 Tensor map1(const Tensor& x, const char* op, F f) {
   require_float(x, op, "input");
   const MemoryFormat format = x.memory_format();
@@ -63,14 +65,20 @@ Tensor map1(const Tensor& x, const char* op, F f) {
     const T* px = x.data<T>();
     T* po = out.data<T>();
     if (dense) {  // same memory order on both sides: one flat loop
-      parallel_elements(x.numel(), [&](std::int64_t i) {
-        po[i] = static_cast<T>(f(static_cast<double>(px[i])));
-      });
+      if constexpr (kTyped)
+        parallel_elements(x.numel(), [&](std::int64_t i) { po[i] = f(px[i]); });
+      else
+        parallel_elements(x.numel(), [&](std::int64_t i) {
+          po[i] = static_cast<T>(f(static_cast<double>(px[i])));
+        });
       return;
     }
     std::int64_t i = 0;
     for_each_offset2(x.shape(), x.strides(), x.strides(), [&](std::int64_t ox, std::int64_t) {
-      po[i++] = static_cast<T>(f(static_cast<double>(px[ox])));
+      if constexpr (kTyped)
+        po[i++] = f(px[ox]);
+      else
+        po[i++] = static_cast<T>(f(static_cast<double>(px[ox])));
     });
   });
   return out;
@@ -78,7 +86,7 @@ Tensor map1(const Tensor& x, const char* op, F f) {
 
 /// out[i] = f(a[i], b[i]) for same-shape a and b (any layouts). The output keeps their
 /// layout when both are dense in the same one, and is contiguous otherwise.
-template <typename F>
+template <bool kTyped = false, typename F>
 Tensor map2(const Tensor& a, const Tensor& b, const char* op, F f) {
   require_float(a, op, "a");
   require_same_dtype(a, b, op, "a", "b");
@@ -93,14 +101,20 @@ Tensor map2(const Tensor& a, const Tensor& b, const char* op, F f) {
     const T* pb = b.data<T>();
     T* po = out.data<T>();
     if (dense) {
-      parallel_elements(a.numel(), [&](std::int64_t i) {
-        po[i] = static_cast<T>(f(static_cast<double>(pa[i]), static_cast<double>(pb[i])));
-      });
+      if constexpr (kTyped)
+        parallel_elements(a.numel(), [&](std::int64_t i) { po[i] = f(pa[i], pb[i]); });
+      else
+        parallel_elements(a.numel(), [&](std::int64_t i) {
+          po[i] = static_cast<T>(f(static_cast<double>(pa[i]), static_cast<double>(pb[i])));
+        });
       return;
     }
     std::int64_t i = 0;
     for_each_offset2(a.shape(), a.strides(), b.strides(), [&](std::int64_t oa, std::int64_t ob) {
-      po[i++] = static_cast<T>(f(static_cast<double>(pa[oa]), static_cast<double>(pb[ob])));
+      if constexpr (kTyped)
+        po[i++] = f(pa[oa], pb[ob]);
+      else
+        po[i++] = static_cast<T>(f(static_cast<double>(pa[oa]), static_cast<double>(pb[ob])));
     });
   });
   return out;

@@ -125,6 +125,17 @@ I group_block_size(const ConvParams& k, I images) {
   return channels_last_dw ? std::min(g, (size + 15) / 16 * 16) : size;
 }
 
+// Runs body(t) for t in [0, tasks) on the OpenMP threads. A single task runs on the calling
+// thread outside any parallel region, so that a kernel which threads itself (OpenBLAS's
+// OpenMP build) gets the team: inside even an inactive region its own parallel region would
+// be nested, and libgomp would create (and destroy) new threads for it on every call.
+template <typename Body>
+void for_tasks(I tasks, Body&& body) {
+  if (tasks == 1) return body(I{0});
+#pragma omp parallel for schedule(static)
+  for (I t = 0; t < tasks; ++t) body(t);
+}
+
 }  // namespace
 
 template <typename T>
@@ -134,15 +145,14 @@ void run_conv_fwd(const ConvProblem& p, const ConvParams& k, const T* src, const
   const I gb = group_block_size(k, k.mb);
   const I blocks = (k.g + gb - 1) / gb;
   const I tasks = k.mb * blocks;
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (I t = 0; t < tasks; ++t) {
+  for_tasks(tasks, [&](I t) {
     const I n = t / blocks, g0 = (t % blocks) * gb;
     ConvParams one = k;
     one.mb = 1;
     one.g = std::min(gb, k.g - g0);
     kernel.fwd(one, src + n * k.src_s[0] + g0 * k.icg * k.src_s[1], wei + g0 * k.ocg * k.wei_s[0],
                bias ? bias + g0 * k.ocg : nullptr, dst + n * k.dst_s[0] + g0 * k.ocg * k.dst_s[1]);
-  }
+  });
 }
 
 template <typename T>
@@ -152,8 +162,7 @@ void run_conv_bwd_data(const ConvProblem& p, const ConvParams& k, const T* diff_
   const I gb = group_block_size(k, k.mb);
   const I blocks = (k.g + gb - 1) / gb;
   const I tasks = k.mb * blocks;
-#pragma omp parallel for schedule(static) if (tasks > 1)
-  for (I t = 0; t < tasks; ++t) {
+  for_tasks(tasks, [&](I t) {
     const I n = t / blocks, g0 = (t % blocks) * gb;
     ConvParams one = k;
     one.mb = 1;
@@ -161,7 +170,7 @@ void run_conv_bwd_data(const ConvProblem& p, const ConvParams& k, const T* diff_
     kernel.bwd_data(one, diff_dst + n * k.dst_s[0] + g0 * k.ocg * k.dst_s[1],
                     wei + g0 * k.ocg * k.wei_s[0],
                     diff_src + n * k.src_s[0] + g0 * k.icg * k.src_s[1]);
-  }
+  });
 }
 
 template <typename T>
@@ -170,14 +179,13 @@ void run_conv_bwd_weights(const ConvProblem& p, const ConvParams& k, const T* sr
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdWeights, p);
   const I gb = group_block_size(k, 1);
   const I blocks = (k.g + gb - 1) / gb;
-#pragma omp parallel for schedule(static) if (blocks > 1)
-  for (I b = 0; b < blocks; ++b) {
+  for_tasks(blocks, [&](I b) {
     const I g0 = b * gb;
     ConvParams one = k;
     one.g = std::min(gb, k.g - g0);
     kernel.bwd_weights(one, src + g0 * k.icg * k.src_s[1], diff_dst + g0 * k.ocg * k.dst_s[1],
                        diff_wei + g0 * k.ocg * k.wei_s[0]);
-  }
+  });
 }
 
 #define CONVKIT_INSTANTIATE(T)                                                                     \
