@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #ifndef HWY_DISABLED_TARGETS
@@ -82,7 +83,17 @@ class TapList {
   I nf_ = 0, ne_ = 0;
 };
 
-constexpr int kBlock = 8;  // output pixels per register block: 8 independent FMA chains
+constexpr int kBlock = 8;  // most output pixels per register block (8 FMA chains)
+
+/// The block width for a run of `count` outputs: a width that divides it when one of 8, 7
+/// or 6 does (MobileNet's 112, 56, 28, 14 and 7 are all multiples of 7), so that no block is
+/// cut short; a short block would make every tap an edge tap.
+inline I BlockWidth(I count) {
+  if (count <= kBlock) return count;
+  for (I p : {8, 7, 6})
+    if (count % p == 0) return p;
+  return kBlock;
+}
 
 /// The input side of the engine: in the forward pass src pixels, whose lanes are gathered
 /// by the multiplier (kMult); in backward-data diff_dst pixels, read directly.
@@ -135,6 +146,34 @@ HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const 
   }
 }
 
+/// Block<n> for the block width n (1 to kBlock) chosen at run time.
+template <bool kMult, bool kSrcIn, bool kReduce>
+void BlockOf(I n, const Channels& ch, const TapList& taps, I in_step, const float* bias, float* out,
+             I out_step, I v0, I v1, float* scratch) {
+  auto run = [&](auto width) {
+    constexpr int P = decltype(width)::value;
+    Block<P, kMult, kSrcIn, kReduce>(ch, taps, in_step, bias, out, out_step, P, v0, v1, scratch);
+  };
+  switch (n) {
+    case 1:
+      return run(std::integral_constant<int, 1>());
+    case 2:
+      return run(std::integral_constant<int, 2>());
+    case 3:
+      return run(std::integral_constant<int, 3>());
+    case 4:
+      return run(std::integral_constant<int, 4>());
+    case 5:
+      return run(std::integral_constant<int, 5>());
+    case 6:
+      return run(std::integral_constant<int, 6>());
+    case 7:
+      return run(std::integral_constant<int, 7>());
+    default:
+      return run(std::integral_constant<int, 8>());
+  }
+}
+
 /// Sums the M adjacent o lanes of each src channel: out[c] = sum_m scratch[c*M + m].
 inline void ReducePixel(const Channels& ch, const float* scratch, float* out) {
   for (I c = 0; c < ch.c(); ++c) {
@@ -167,8 +206,9 @@ void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* b
       // Valid kernel rows of this output row.
       const I kh0 = std::max<I>(0, CeilDiv(g.ph - oh * g.sh, g.dh));
       const I kh1 = std::min<I>(g.kh, FloorDiv(g.ih - 1 + g.ph - oh * g.sh, g.dh) + 1);
-      for (I ow0 = 0; ow0 < g.ow; ow0 += kBlock) {
-        const I n = std::min<I>(kBlock, g.ow - ow0);
+      const I width = BlockWidth(g.ow);
+      for (I ow0 = 0; ow0 < g.ow; ow0 += width) {
+        const I n = std::min<I>(width, g.ow - ow0);
         taps.Clear();
         for (I a = kh0; a < kh1; ++a) {
           const float* in_row = src + (oh * g.sh - g.ph + a * g.dh) * g.src_row;
@@ -176,13 +216,12 @@ void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* b
             const I base = ow0 * g.sw - g.pw + b * g.dw;  // src column of output ow0
             I lo = 0, hi = 0;
             if (!ValidRange(base, g.sw, g.iw, n, lo, hi)) continue;
-            taps.Add(in_row + (base + lo * g.sw) * g.src_px, ch.weights(a * g.kw + b), lo, hi,
-                     kBlock);
+            taps.Add(in_row + (base + lo * g.sw) * g.src_px, ch.weights(a * g.kw + b), lo, hi, n);
           }
         }
-        Block<kBlock, kMult, true, false>(ch, taps, g.sw * g.src_px, bias,
-                                          dst + oh * g.dst_row + ow0 * g.dst_px, g.dst_px, n, v0,
-                                          v1, nullptr);
+        BlockOf<kMult, true, false>(n, ch, taps, g.sw * g.src_px, bias,
+                                    dst + oh * g.dst_row + ow0 * g.dst_px, g.dst_px, v0, v1,
+                                    nullptr);
       }
     }
   }
@@ -226,8 +265,9 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, 
           if (FloorDiv(t, g.sw) * g.sw == t) kws[static_cast<std::size_t>(nkw++)] = b;
         }
         const I count = (g.iw - r + g.sw - 1) / g.sw;  // columns r, r + sw, ... < iw
-        for (I b0 = 0; b0 < count; b0 += kBlock) {
-          const I n = std::min<I>(kBlock, count - b0);
+        const I width = BlockWidth(count);
+        for (I b0 = 0; b0 < count; b0 += width) {
+          const I n = std::min<I>(width, count - b0);
           taps.Clear();
           for (I a = 0; a < g.kh; ++a) {
             const I t = ih + g.ph - a * g.dh;
@@ -240,13 +280,13 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, 
               I lo = 0, hi = 0;
               if (!ValidRange(base, 1, g.ow, n, lo, hi)) continue;
               taps.Add(dy + oh * g.dst_row + (base + lo) * g.dst_px, ch.weights(a * g.kw + b), lo,
-                       hi, kBlock);
+                       hi, n);
             }
           }
           float* out = row + (r + b0 * g.sw) * g.src_px;
           const I out_step = g.sw * g.src_px;
-          Block<kBlock, false, false, kReduce>(ch, taps, g.dst_px, nullptr, out, out_step, n, v0,
-                                               v1, scratch);
+          BlockOf<false, false, kReduce>(n, ch, taps, g.dst_px, nullptr, out, out_step, v0, v1,
+                                         scratch);
           if constexpr (kReduce)
             for (I q = 0; q < n; ++q) ReducePixel(ch, scratch + q * ch.op(), out + q * out_step);
         }
