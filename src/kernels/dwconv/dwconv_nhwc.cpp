@@ -63,9 +63,27 @@ class TapList {
     I lo, hi;
   };
 
+  /// A whole kernel row of K taps at unit w stride and dilation: output q, tap k reads the
+  /// block's input column c = q + k, so one load of a column feeds every tap that reads it.
+  /// Columns [c_lo, c_hi) lie inside the image (column c at in + (c - c_lo) * in_step); the
+  /// others are padding and read as zero. Tap k's weights are at w + k * w_step (w_step < 0
+  /// walks the row backwards, as backward-data needs).
+  struct Row {
+    const float* in;
+    const float* w;
+    I w_step, c_lo, c_hi;
+  };
+
   explicit TapList(I capacity)
-      : full_(static_cast<std::size_t>(capacity)), edge_(static_cast<std::size_t>(capacity)) {}
-  void Clear() { nf_ = ne_ = 0; }
+      : full_(static_cast<std::size_t>(capacity)),
+        edge_(static_cast<std::size_t>(capacity)),
+        row_(static_cast<std::size_t>(capacity)) {}
+  void Clear() { nf_ = ne_ = nr_ = 0; }
+  void AddRow(const float* in, const float* w, I w_step, I c_lo, I c_hi) {
+    row_[static_cast<std::size_t>(nr_++)] = {in, w, w_step, c_lo, c_hi};
+  }
+  const Row* rows() const { return row_.data(); }
+  I row_count() const { return nr_; }
   void Add(const float* in, const float* w, I lo, I hi, I p) {
     if (lo == 0 && hi == p)
       full_[static_cast<std::size_t>(nf_++)] = {in, w};
@@ -80,7 +98,8 @@ class TapList {
  private:
   std::vector<Full> full_;
   std::vector<Edge> edge_;
-  I nf_ = 0, ne_ = 0;
+  std::vector<Row> row_;
+  I nf_ = 0, ne_ = 0, nr_ = 0;
 };
 
 constexpr int kBlock = 8;  // most output pixels per register block (8 FMA chains)
@@ -110,7 +129,7 @@ HWY_INLINE V In(const Channels& ch, const float* px, I v) {
 /// P outputs runs unconditionally; edge taps test each output against their range. With
 /// kReduce the o vectors go to scratch[q][o] instead, for the caller to sum over the
 /// multiplier.
-template <int P, bool kMult, bool kSrcIn, bool kReduce>
+template <int P, int K, bool kMult, bool kSrcIn, bool kReduce>
 HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const float* bias,
                       float* out, I out_step, I n, I v0, I v1, float* scratch) {
   const D d;
@@ -123,6 +142,19 @@ HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const 
     V acc[P];
     const V init = bias ? hn::LoadU(d, bias + o0) : hn::Zero(d);
     for (int q = 0; q < P; ++q) acc[q] = init;
+    if constexpr (K > 0) {  // kernel rows: P + K - 1 loads for P * K FMAs
+      for (I r = 0; r < taps.row_count(); ++r) {
+        const TapList::Row& row = taps.rows()[r];
+        V w[K];
+        for (int k = 0; k < K; ++k) w[k] = hn::LoadU(d, row.w + k * row.w_step + o0);
+        for (int c = 0; c < P + K - 1; ++c) {
+          if (c < row.c_lo || c >= row.c_hi) continue;  // padding: adds nothing
+          const V x = In<kMult, kSrcIn>(ch, row.in + (c - row.c_lo) * in_step, v);
+          for (int k = 0; k < K; ++k)
+            if (c - k >= 0 && c - k < P) acc[c - k] = hn::MulAdd(x, w[k], acc[c - k]);
+        }
+      }
+    }
     for (I t = 0; t < nf; ++t) {
       const float* in = full[t].in;
       const V w = hn::LoadU(d, full[t].w + o0);
@@ -147,12 +179,12 @@ HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const 
 }
 
 /// Block<n> for the block width n (1 to kBlock) chosen at run time.
-template <bool kMult, bool kSrcIn, bool kReduce>
+template <int K, bool kMult, bool kSrcIn, bool kReduce>
 void BlockOf(I n, const Channels& ch, const TapList& taps, I in_step, const float* bias, float* out,
              I out_step, I v0, I v1, float* scratch) {
   auto run = [&](auto width) {
     constexpr int P = decltype(width)::value;
-    Block<P, kMult, kSrcIn, kReduce>(ch, taps, in_step, bias, out, out_step, P, v0, v1, scratch);
+    Block<P, K, kMult, kSrcIn, kReduce>(ch, taps, in_step, bias, out, out_step, P, v0, v1, scratch);
   };
   switch (n) {
     case 1:
@@ -171,6 +203,29 @@ void BlockOf(I n, const Channels& ch, const TapList& taps, I in_step, const floa
       return run(std::integral_constant<int, 7>());
     default:
       return run(std::integral_constant<int, 8>());
+  }
+}
+
+/// Kernel widths with a row-run form: 3 and 5, and 7 where 32 registers hold 8 accumulators
+/// and 7 weights. Other widths (and strides or dilations above 1) use single taps only.
+inline int RowWidth(const Geo& g) {
+  if (g.sw != 1 || g.dw != 1) return 0;
+  if (g.kw == 3 || g.kw == 5 || (g.kw == 7 && kManyRegs)) return static_cast<int>(g.kw);
+  return 0;
+}
+
+/// Calls fn(std::integral_constant<int, K>) for K = RowWidth(g) (0: no row runs).
+template <typename Fn>
+void WithRowWidth(const Geo& g, Fn&& fn) {
+  switch (RowWidth(g)) {
+    case 3:
+      return fn(std::integral_constant<int, 3>());
+    case 5:
+      return fn(std::integral_constant<int, 5>());
+    case 7:
+      return fn(std::integral_constant<int, 7>());
+    default:
+      return fn(std::integral_constant<int, 0>());
   }
 }
 
@@ -196,7 +251,7 @@ inline bool ValidRange(I base, I step, I size, I n, I& lo, I& hi) {
   return lo < hi;
 }
 
-template <bool kMult>
+template <int K, bool kMult>
 void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* bias, float* dst,
               TapList& taps) {
   const I chunk = VectorsPerChunk(g, ch.vectors());
@@ -212,6 +267,14 @@ void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* b
         taps.Clear();
         for (I a = kh0; a < kh1; ++a) {
           const float* in_row = src + (oh * g.sh - g.ph + a * g.dh) * g.src_row;
+          if (K > 0) {  // the block's columns ow0 - pw + c, c < n + K - 1
+            const I first = ow0 - g.pw;
+            const I c_lo = std::max<I>(0, -first), c_hi = std::min<I>(n + K - 1, g.iw - first);
+            if (c_lo < c_hi)
+              taps.AddRow(in_row + (first + c_lo) * g.src_px, ch.weights(a * g.kw), ch.op(), c_lo,
+                          c_hi);
+            continue;
+          }
           for (I b = 0; b < g.kw; ++b) {
             const I base = ow0 * g.sw - g.pw + b * g.dw;  // src column of output ow0
             I lo = 0, hi = 0;
@@ -219,9 +282,9 @@ void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* b
             taps.Add(in_row + (base + lo * g.sw) * g.src_px, ch.weights(a * g.kw + b), lo, hi, n);
           }
         }
-        BlockOf<kMult, true, false>(n, ch, taps, g.sw * g.src_px, bias,
-                                    dst + oh * g.dst_row + ow0 * g.dst_px, g.dst_px, v0, v1,
-                                    nullptr);
+        BlockOf<K, kMult, true, false>(n, ch, taps, g.sw * g.src_px, bias,
+                                       dst + oh * g.dst_row + ow0 * g.dst_px, g.dst_px, v0, v1,
+                                       nullptr);
       }
     }
   }
@@ -241,14 +304,17 @@ void Fwd(const ConvParams& p, const float* src, const float* wei, const float* b
     const float* x = src + n * p.src_s[0];
     float* y = dst + n * p.dst_s[0];
     const float* b = bias ? bias_padded.data() : nullptr;
-    if (ch.m() > 1)
-      FwdImage<true>(g, ch, x, b, y, taps);
-    else
-      FwdImage<false>(g, ch, x, b, y, taps);
+    WithRowWidth(g, [&](auto k) {
+      constexpr int K = decltype(k)::value;
+      if (ch.m() > 1)
+        FwdImage<K, true>(g, ch, x, b, y, taps);
+      else
+        FwdImage<K, false>(g, ch, x, b, y, taps);
+    });
   }
 }
 
-template <bool kReduce>
+template <int K, bool kReduce>
 void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, TapList& taps,
                   std::vector<I>& kws, float* scratch) {
   // With a multiplier every vector of a pixel must be done before its sum: one chunk.
@@ -274,6 +340,16 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, 
             if (FloorDiv(t, g.sh) * g.sh != t) continue;
             const I oh = t / g.sh;
             if (oh < 0 || oh >= g.oh) continue;
+            // Unit w stride and dilation: column b reads ow = b + pw - kw, so the row read
+            // backwards from kw = K-1 is a run over ow from b0 + pw - (K-1).
+            if (K > 0) {
+              const I first = b0 + g.pw - (g.kw - 1);
+              const I c_lo = std::max<I>(0, -first), c_hi = std::min<I>(n + K - 1, g.ow - first);
+              if (c_lo < c_hi)
+                taps.AddRow(dy + oh * g.dst_row + (first + c_lo) * g.dst_px,
+                            ch.weights(a * g.kw + g.kw - 1), -ch.op(), c_lo, c_hi);
+              continue;
+            }
             for (I k = 0; k < nkw; ++k) {
               const I b = kws[static_cast<std::size_t>(k)];
               const I base = b0 + FloorDiv(r + g.pw - b * g.dw, g.sw);  // ow of column b0
@@ -285,8 +361,8 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, 
           }
           float* out = row + (r + b0 * g.sw) * g.src_px;
           const I out_step = g.sw * g.src_px;
-          BlockOf<false, false, kReduce>(n, ch, taps, g.dst_px, nullptr, out, out_step, v0, v1,
-                                         scratch);
+          BlockOf<K, false, false, kReduce>(n, ch, taps, g.dst_px, nullptr, out, out_step, v0, v1,
+                                            scratch);
           if constexpr (kReduce)
             for (I q = 0; q < n; ++q) ReducePixel(ch, scratch + q * ch.op(), out + q * out_step);
         }
@@ -305,10 +381,13 @@ void BwdData(const ConvParams& p, const float* diff_dst, const float* wei, float
   for (I n = 0; n < p.mb; ++n) {
     const float* dy = diff_dst + n * p.dst_s[0];
     float* dx = diff_src + n * p.src_s[0];
-    if (ch.m() > 1)
-      BwdDataImage<true>(g, ch, dy, dx, taps, kws, scratch.data());
-    else
-      BwdDataImage<false>(g, ch, dy, dx, taps, kws, nullptr);
+    WithRowWidth(g, [&](auto k) {
+      constexpr int K = decltype(k)::value;
+      if (ch.m() > 1)
+        BwdDataImage<K, true>(g, ch, dy, dx, taps, kws, scratch.data());
+      else
+        BwdDataImage<K, false>(g, ch, dy, dx, taps, kws, nullptr);
+    });
   }
 }
 

@@ -124,7 +124,7 @@ TEST(DwconvNhwc, EveryTargetAgreesWithTheReference) {
 // Shapes the random draw seldom reaches: many channels with tails around 8 and 16 lanes and
 // multipliers 2-5 (the permuted src lanes), large kernels over small images (every column
 // an edge), stride above the kernel, width 1, and kernel widths around the backward-weights
-// register blocks (8 and 16 columns).
+// register blocks (8 and 16 columns), and long rows for the kernel-row runs.
 TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
   const auto& kernel = nhwc_kernel();
   const auto& ref = kernels::conv_kernels<float>().back();
@@ -138,6 +138,10 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {31, 1, 9, 1, 3, 3, 1, 1, 1, 1, 1, 1},     {15, 2, 6, 30, 1, 17, 1, 1, 0, 8, 1, 1},
       {16, 1, 5, 40, 3, 9, 1, 1, 1, 4, 1, 1},    {64, 1, 4, 22, 2, 15, 1, 1, 0, 7, 1, 2},
       {48, 1, 14, 14, 3, 3, 2, 2, 1, 1, 2, 2},   {7, 1, 3, 3, 7, 7, 1, 1, 3, 3, 1, 1},
+      // Wide rows at unit w stride: interior blocks take the kernel-row runs (K = 3, 5, 7),
+      // with a multiplier too, and widths that no block size 6-8 divides.
+      {24, 1, 5, 45, 5, 5, 1, 1, 2, 2, 1, 1},    {20, 2, 4, 30, 3, 7, 1, 1, 1, 3, 1, 1},
+      {17, 1, 3, 61, 3, 3, 1, 1, 1, 1, 1, 1},    {32, 3, 6, 28, 3, 3, 2, 1, 1, 1, 1, 1},
   };
   std::mt19937_64 rng(3);
   for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
