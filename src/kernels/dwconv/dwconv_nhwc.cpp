@@ -210,7 +210,7 @@ void BlockOf(I n, const Channels& ch, const TapList& taps, I in_step, const floa
 /// and 7 weights. Other widths (and strides or dilations above 1) use single taps only.
 inline int RowWidth(const Geo& g) {
   if (g.sw != 1 || g.dw != 1) return 0;
-  if (g.kw == 3 || g.kw == 5 || (g.kw == 7 && kManyRegs)) return static_cast<int>(g.kw);
+  if (g.kw == 3) return static_cast<int>(g.kw);
   return 0;
 }
 
