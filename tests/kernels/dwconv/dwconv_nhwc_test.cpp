@@ -144,8 +144,8 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {64, 1, 4, 22, 2, 15, 1, 1, 0, 7, 1, 2},
       {48, 1, 14, 14, 3, 3, 2, 2, 1, 1, 2, 2},
       {7, 1, 3, 3, 7, 7, 1, 1, 3, 3, 1, 1},
-      // Wide rows at unit w stride: interior blocks take the kernel-row runs (K = 3, 5, 7),
-      // with a multiplier too, and widths that no block size 6-8 divides.
+      // Wide rows at unit w stride (3-wide kernels take the kernel-row runs),
+      // a multiplier, and widths that no block size 6-8 divides.
       {24, 1, 5, 45, 5, 5, 1, 1, 2, 2, 1, 1},
       {20, 2, 4, 30, 3, 7, 1, 1, 1, 3, 1, 1},
       {17, 1, 3, 61, 3, 3, 1, 1, 1, 1, 1, 1},
