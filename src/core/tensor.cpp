@@ -95,24 +95,22 @@ std::vector<std::int64_t> unravel(const Shape& shape, std::int64_t pos) {
 
 }  // namespace
 
-Tensor Tensor::empty(const Shape& shape, DType dtype, MemoryFormat format) {
+Tensor Tensor::allocate(const Shape& shape, DType dtype, MemoryFormat format, bool zero) {
   Tensor t;
   const std::int64_t bytes = checked_nbytes(shape, dtype);  // before anything else is sized
   t.strides_ = dense_strides(shape, format);
-  t.storage_ = std::make_shared<Storage>(bytes, /*zero=*/false);
+  t.storage_ = std::make_shared<Storage>(bytes, zero);
   t.dtype_ = dtype;
   t.shape_ = shape;
   return t;
 }
 
+Tensor Tensor::empty(const Shape& shape, DType dtype, MemoryFormat format) {
+  return allocate(shape, dtype, format, false);
+}
+
 Tensor Tensor::zeros(const Shape& shape, DType dtype, MemoryFormat format) {
-  Tensor t;
-  const std::int64_t bytes = checked_nbytes(shape, dtype);  // before anything else is sized
-  t.strides_ = dense_strides(shape, format);
-  t.storage_ = std::make_shared<Storage>(bytes, /*zero=*/true);
-  t.dtype_ = dtype;
-  t.shape_ = shape;
-  return t;
+  return allocate(shape, dtype, format, true);
 }
 
 Tensor Tensor::ones(const Shape& shape, DType dtype, MemoryFormat format) {

@@ -133,6 +133,8 @@ class Tensor {
   std::string str() const;  // "Tensor(F32, [2, 3], Contiguous)"
 
  private:
+  // A dense tensor on new storage, zero-filled or not (empty() and zeros()).
+  static Tensor allocate(const Shape& shape, DType dtype, MemoryFormat format, bool zero);
   std::shared_ptr<Storage> storage_;
   DType dtype_ = DType::F32;
   Shape shape_;

@@ -182,28 +182,10 @@ HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const 
 template <int K, bool kMult, bool kSrcIn, bool kReduce>
 void BlockOf(I n, const Channels& ch, const TapList& taps, I in_step, const float* bias, float* out,
              I out_step, I v0, I v1, float* scratch) {
-  auto run = [&](auto width) {
-    constexpr int P = decltype(width)::value;
+  WithWidth(n, [&](auto width) {
+    constexpr int P = std::min(decltype(width)::value, kBlock);  // n <= kBlock
     Block<P, K, kMult, kSrcIn, kReduce>(ch, taps, in_step, bias, out, out_step, P, v0, v1, scratch);
-  };
-  switch (n) {
-    case 1:
-      return run(std::integral_constant<int, 1>());
-    case 2:
-      return run(std::integral_constant<int, 2>());
-    case 3:
-      return run(std::integral_constant<int, 3>());
-    case 4:
-      return run(std::integral_constant<int, 4>());
-    case 5:
-      return run(std::integral_constant<int, 5>());
-    case 6:
-      return run(std::integral_constant<int, 6>());
-    case 7:
-      return run(std::integral_constant<int, 7>());
-    default:
-      return run(std::integral_constant<int, 8>());
-  }
+  });
 }
 
 /// Kernel widths with a row-run form: 3 only. For 5 and 7 the compiler stops unrolling

@@ -88,30 +88,10 @@ HWY_INLINE void Columns(const Geo& g, const Channels& ch, const float* x_row, co
 template <bool kMult, bool kUnit>
 void ColumnsAny(const Geo& g, const Channels& ch, const float* x_row, const float* dy_row, I kh,
                 I kw0, I kb, I lo, I hi, I v, float* acc) {
-  auto run = [&](auto kb_constant) {
-    Columns<decltype(kb_constant)::value, kMult, kUnit>(g, ch, x_row, dy_row, kh, kw0, lo, hi, v,
-                                                        acc);
-  };
-  switch (kb) {
-    case 1:
-      return run(std::integral_constant<int, 1>());
-    case 2:
-      return run(std::integral_constant<int, 2>());
-    case 3:
-      return run(std::integral_constant<int, 3>());
-    case 4:
-      return run(std::integral_constant<int, 4>());
-    case 5:
-      return run(std::integral_constant<int, 5>());
-    case 6:
-      return run(std::integral_constant<int, 6>());
-    case 7:
-      return run(std::integral_constant<int, 7>());
-    case 8:
-      return run(std::integral_constant<int, 8>());
-    default:
-      return run(std::integral_constant<int, kMaxKb>());  // kb == kMaxKb == 16
-  }
+  WithWidth(kb, [&](auto width) {  // kb is 1-8 or kMaxKb
+    constexpr int KB = std::min(decltype(width)::value, kMaxKb);
+    Columns<KB, kMult, kUnit>(g, ch, x_row, dy_row, kh, kw0, lo, hi, v, acc);
+  });
 }
 
 /// Adds one image's products into acc[tap][o] (taps kh*KW + kw, rows of op floats).

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include <hwy/highway.h>
@@ -38,6 +39,32 @@ constexpr int kMaxLanes = HWY_MAX_BYTES / static_cast<int>(sizeof(float));
 inline I FloorDiv(I a, I b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 inline I CeilDiv(I a, I b) { return -FloorDiv(-a, b); }
 inline I LanesI() { return static_cast<I>(hn::Lanes(D())); }
+
+/// fn(std::integral_constant<int, N>()) with N = n, for n in 1..8 and 16: register blocks
+/// whose size is known only at run time get their compile-time instance.
+template <typename Fn>
+HWY_INLINE void WithWidth(I n, Fn&& fn) {
+  switch (n) {
+    case 1:
+      return fn(std::integral_constant<int, 1>());
+    case 2:
+      return fn(std::integral_constant<int, 2>());
+    case 3:
+      return fn(std::integral_constant<int, 3>());
+    case 4:
+      return fn(std::integral_constant<int, 4>());
+    case 5:
+      return fn(std::integral_constant<int, 5>());
+    case 6:
+      return fn(std::integral_constant<int, 6>());
+    case 7:
+      return fn(std::integral_constant<int, 7>());
+    case 8:
+      return fn(std::integral_constant<int, 8>());
+    default:
+      return fn(std::integral_constant<int, 16>());
+  }
+}
 
 /// The first n lanes (0 < n <= L) of p, zero elsewhere; reads nothing past p[n).
 HWY_INLINE V LoadFirst(const float* p, I n) {

@@ -118,9 +118,10 @@ TEST_P(DwconvNchwBwdw, RandomProblems) {
   EXPECT_GE(ran, 100);
 }
 
-INSTANTIATE_TEST_SUITE_P(Target, DwconvNchwBwdw,
-                         ::testing::Values(HWY_AVX3, HWY_AVX2, HWY_SCALAR),
-                         [](const auto& target) { return std::string(hwy::TargetName(target.param)); });
+INSTANTIATE_TEST_SUITE_P(Target, DwconvNchwBwdw, ::testing::Values(HWY_AVX3, HWY_AVX2, HWY_SCALAR),
+                         [](const auto& target) {
+                           return std::string(hwy::TargetName(target.param));
+                         });
 
 }  // namespace
 }  // namespace convkit

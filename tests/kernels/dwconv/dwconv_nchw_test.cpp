@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/conv/conv_list.hpp"
+#include "kernels/dwconv/dwconv_test_util.hpp"
 #include "kernels/kernel_problems.hpp"
 #include "ops/conv_random.hpp"
 
@@ -20,63 +21,33 @@ using kernels::ConvKernel;
 using test::I;
 using test::KernelProblem;
 
-constexpr float kSentinel = 1e30f;
-
-// The tensor's elements in a buffer with view gaps: true where (n, c, d, h, w) lands.
-std::vector<char> mask_of(const test::Buffer& b, I n, I c, const std::array<I, 3>& sp,
-                          const std::array<I, 5>& s) {
-  std::vector<char> m(static_cast<std::size_t>(b.size), 0);
-  for (I a = 0; a < n; ++a)
-    for (I ch = 0; ch < c; ++ch)
-      for (I h = 0; h < sp[1]; ++h)
-        for (I w = 0; w < sp[2]; ++w)
-          m[static_cast<std::size_t>(b.offset + a * s[0] + ch * s[1] + h * s[3] + w * s[4])] = 1;
-  return m;
-}
-
-// Integer values in the tensor, the sentinel in the gaps.
-std::vector<float> filled(const std::vector<char>& mask, std::mt19937_64& rng) {
-  std::vector<float> v(mask.size(), kSentinel);
-  for (std::size_t i = 0; i < v.size(); ++i)
-    if (mask[i]) v[i] = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
-  return v;
-}
+using test::check_exact;
+using test::filled;
+using test::kSentinel;
+using test::mask_of;
+using test::nan_with_gaps;
 
 // Runs fwd and bwd_data of `kernel` and of the reference on kp; returns "" when they agree
 // exactly (integer inputs make every partial sum exact) and no gap was written.
-std::string compare(const ConvKernel<float>& kernel, const ConvKernel<float>& ref, const KernelProblem& kp,
-                    std::mt19937_64& rng) {
+std::string compare(const ConvKernel<float>& kernel, const ConvKernel<float>& ref,
+                    const KernelProblem& kp, std::mt19937_64& rng) {
   const auto& p = kp.p;
   const auto src_mask = mask_of(kp.src, p.mb, p.g, p.in, p.src_s);
   const auto dst_mask = mask_of(kp.dst, p.mb, p.g * p.ocg, p.out, p.dst_s);
   const auto src = filled(src_mask, rng), dst = filled(dst_mask, rng);
-  std::vector<float> wei(static_cast<std::size_t>(kp.wei.size)), bias(static_cast<std::size_t>(p.g * p.ocg));
+  std::vector<float> wei(static_cast<std::size_t>(kp.wei.size)),
+      bias(static_cast<std::size_t>(p.g * p.ocg));
   for (auto& x : wei) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
   for (auto& x : bias) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
   const float* b = kp.bias ? bias.data() : nullptr;
-  auto check = [](const std::vector<float>& got, const std::vector<float>& want, const std::vector<char>& mask,
-                  const char* pass) -> std::string {
-    for (std::size_t i = 0; i < got.size(); ++i) {
-      if (!mask[i] && got[i] != kSentinel) return fmt::format("{}: wrote into a view gap at {}", pass, i);
-      if (mask[i] && !(got[i] == want[i]))
-        return fmt::format("{}: element {} got {} want {}", pass, i, got[i], want[i]);
-    }
-    return "";
-  };
-  auto nan_with_gaps = [](const std::vector<char>& mask) {
-    std::vector<float> v(mask.size(), NAN);
-    for (std::size_t i = 0; i < v.size(); ++i)
-      if (!mask[i]) v[i] = kSentinel;
-    return v;
-  };
   auto got = nan_with_gaps(dst_mask), want = got;
   kernel.fwd(p, src.data() + kp.src.offset, wei.data(), b, got.data() + kp.dst.offset);
   ref.fwd(p, src.data() + kp.src.offset, wei.data(), b, want.data() + kp.dst.offset);
-  if (auto miss = check(got, want, dst_mask, "fwd"); !miss.empty()) return miss;
+  if (auto miss = check_exact(got, want, dst_mask, "fwd"); !miss.empty()) return miss;
   got = want = nan_with_gaps(src_mask);
   kernel.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), got.data() + kp.src.offset);
   ref.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), want.data() + kp.src.offset);
-  return check(got, want, src_mask, "bwd_data");
+  return check_exact(got, want, src_mask, "bwd_data");
 }
 
 TEST(DwconvNchw, EveryKernelOnEveryTargetAgreesWithTheReference) {
@@ -115,12 +86,10 @@ TEST(DwconvNchw, RareShapesAgreeWithTheReference) {
   };
   const Shape shapes[] = {
       {2, 1, 40, 40, 31, 31, 1, 2, 15, 15, 1, 1},  // 31 rows x 16 taps per phase > 256
-      {1, 2, 20, 45, 9, 41, 1, 3, 4, 20, 1, 1},
-      {3, 1, 30, 30, 17, 17, 2, 1, 8, 8, 1, 1},
+      {1, 2, 20, 45, 9, 41, 1, 3, 4, 20, 1, 1},   {3, 1, 30, 30, 17, 17, 2, 1, 8, 8, 1, 1},
       {2, 1, 28, 28, 31, 31, 1, 1, 15, 15, 1, 1},  // RepLKNet's 31x31: every column an edge
       {1, 1, 3, 2, 3, 3, 1, 1, 1, 1, 1, 1},        // rows narrower than a vector
-      {1, 4, 9, 5, 5, 5, 2, 2, 2, 2, 1, 1},
-      {2, 1, 12, 50, 3, 7, 1, 1, 1, 9, 1, 3},
+      {1, 4, 9, 5, 5, 5, 2, 2, 2, 2, 1, 1},       {2, 1, 12, 50, 3, 7, 1, 1, 1, 9, 1, 3},
   };
   std::mt19937_64 rng(3);
   for (const Shape& s : shapes) {
@@ -135,7 +104,8 @@ TEST(DwconvNchw, RareShapesAgreeWithTheReference) {
     p.stride = {1, s.sh, s.sw};
     p.pad = {0, s.ph, s.pw};
     p.dilation = {1, s.dh, s.dw};
-    p.out = {1, (s.ih + 2 * s.ph - s.dh * (s.kh - 1) - 1) / s.sh + 1, (s.iw + 2 * s.pw - s.dw * (s.kw - 1) - 1) / s.sw + 1};
+    p.out = {1, (s.ih + 2 * s.ph - s.dh * (s.kh - 1) - 1) / s.sh + 1,
+             (s.iw + 2 * s.pw - s.dw * (s.kw - 1) - 1) / s.sw + 1};
     kp.bias = true;
     test::detail::lay_out(rng, p.mb, p.g, p.in, false, false, p.src_s, kp.src);
     test::detail::lay_out(rng, p.mb, p.g * p.ocg, p.out, false, false, p.dst_s, kp.dst);
@@ -144,7 +114,8 @@ TEST(DwconvNchw, RareShapesAgreeWithTheReference) {
     int ran = 0;
     for (const auto& kernel : list) {
       const std::string name = kernel.name;
-      if (name.rfind("dwconv2d_f32_nchw_", 0) != 0 || !kernel.fwd || !kernel.bwd_data || !kernel.supports(p))
+      if (name.rfind("dwconv2d_f32_nchw_", 0) != 0 || !kernel.fwd || !kernel.bwd_data ||
+          !kernel.supports(p))
         continue;
       ++ran;
       EXPECT_EQ(compare(kernel, list.back(), kp, rng), "") << name << " on " << kp.str();

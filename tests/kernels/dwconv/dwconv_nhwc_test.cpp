@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/conv/conv_list.hpp"
+#include "kernels/dwconv/dwconv_test_util.hpp"
 #include "kernels/kernel_problems.hpp"
 #include "ops/conv_random.hpp"
 
@@ -21,50 +22,16 @@ using kernels::ConvKernel;
 using test::I;
 using test::KernelProblem;
 
-constexpr float kSentinel = 1e30f;
+using test::check_exact;
+using test::filled;
+using test::kSentinel;
+using test::mask_of;
+using test::nan_with_gaps;
 
 const ConvKernel<float>& nhwc_kernel() {
   for (const auto& k : kernels::conv_kernels<float>())
     if (std::string(k.name) == "dwconv2d_f32_nhwc__hwy") return k;
   throw std::logic_error("dwconv2d_f32_nhwc__hwy is not in the list");
-}
-
-// The tensor's elements in a buffer with view gaps: true where (n, c, h, w) lands.
-std::vector<char> mask_of(const test::Buffer& b, I n, I c, const std::array<I, 3>& sp,
-                          const std::array<I, 5>& s) {
-  std::vector<char> m(static_cast<std::size_t>(b.size), 0);
-  for (I a = 0; a < n; ++a)
-    for (I ch = 0; ch < c; ++ch)
-      for (I h = 0; h < sp[1]; ++h)
-        for (I w = 0; w < sp[2]; ++w)
-          m[static_cast<std::size_t>(b.offset + a * s[0] + ch * s[1] + h * s[3] + w * s[4])] = 1;
-  return m;
-}
-
-// Small integers in the tensor (every partial sum exact), the sentinel in the gaps.
-std::vector<float> filled(const std::vector<char>& mask, std::mt19937_64& rng) {
-  std::vector<float> v(mask.size(), kSentinel);
-  for (std::size_t i = 0; i < v.size(); ++i)
-    if (mask[i]) v[i] = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
-  return v;
-}
-
-std::vector<float> nan_with_gaps(const std::vector<char>& mask) {
-  std::vector<float> v(mask.size(), NAN);
-  for (std::size_t i = 0; i < v.size(); ++i)
-    if (!mask[i]) v[i] = kSentinel;
-  return v;
-}
-
-std::string check(const std::vector<float>& got, const std::vector<float>& want,
-                  const std::vector<char>& mask, const char* pass) {
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    if (!mask[i] && got[i] != kSentinel)
-      return fmt::format("{}: wrote into a view gap at {}", pass, i);
-    if (mask[i] && !(got[i] == want[i]))
-      return fmt::format("{}: element {} got {} want {}", pass, i, got[i], want[i]);
-  }
-  return "";
 }
 
 // All three passes of the kernel and the reference on kp; "" when they agree exactly.
@@ -82,15 +49,15 @@ std::string compare(const ConvKernel<float>& kernel, const ConvKernel<float>& re
   auto got = nan_with_gaps(dst_mask), want = got;
   kernel.fwd(p, src.data() + kp.src.offset, wei.data(), b, got.data() + kp.dst.offset);
   ref.fwd(p, src.data() + kp.src.offset, wei.data(), b, want.data() + kp.dst.offset);
-  if (auto miss = check(got, want, dst_mask, "fwd"); !miss.empty()) return miss;
+  if (auto miss = check_exact(got, want, dst_mask, "fwd"); !miss.empty()) return miss;
   got = want = nan_with_gaps(src_mask);
   kernel.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), got.data() + kp.src.offset);
   ref.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), want.data() + kp.src.offset);
-  if (auto miss = check(got, want, src_mask, "bwd_data"); !miss.empty()) return miss;
+  if (auto miss = check_exact(got, want, src_mask, "bwd_data"); !miss.empty()) return miss;
   got = want = std::vector<float>(wei.size(), NAN);
   kernel.bwd_weights(p, src.data() + kp.src.offset, dst.data() + kp.dst.offset, got.data());
   ref.bwd_weights(p, src.data() + kp.src.offset, dst.data() + kp.dst.offset, want.data());
-  return check(got, want, std::vector<char>(wei.size(), 1), "bwd_weights");
+  return check_exact(got, want, std::vector<char>(wei.size(), 1), "bwd_weights");
 }
 
 TEST(DwconvNhwc, EveryTargetAgreesWithTheReference) {

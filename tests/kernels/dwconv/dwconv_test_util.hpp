@@ -1,0 +1,57 @@
+// Helpers of the depthwise kernel tests: buffers with view gaps, integer fills, exact checks.
+#pragma once
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/kernel_problems.hpp"
+
+namespace convkit::test {
+
+inline constexpr float kSentinel = 1e30f;  // in view gaps: must survive every call
+
+/// The tensor's elements in a buffer with view gaps: true where (n, c, h, w) lands.
+inline std::vector<char> mask_of(const Buffer& b, I n, I c, const std::array<I, 3>& sp,
+                                 const std::array<I, 5>& s) {
+  std::vector<char> m(static_cast<std::size_t>(b.size), 0);
+  for (I a = 0; a < n; ++a)
+    for (I ch = 0; ch < c; ++ch)
+      for (I h = 0; h < sp[1]; ++h)
+        for (I w = 0; w < sp[2]; ++w)
+          m[static_cast<std::size_t>(b.offset + a * s[0] + ch * s[1] + h * s[3] + w * s[4])] = 1;
+  return m;
+}
+
+/// Small integers in the tensor (every partial sum exact), the sentinel in the gaps.
+inline std::vector<float> filled(const std::vector<char>& mask, std::mt19937_64& rng) {
+  std::vector<float> v(mask.size(), kSentinel);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (mask[i]) v[i] = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
+  return v;
+}
+
+/// NaN in the tensor (so an element a kernel never writes shows), the sentinel in the gaps.
+inline std::vector<float> nan_with_gaps(const std::vector<char>& mask) {
+  std::vector<float> v(mask.size(), NAN);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!mask[i]) v[i] = kSentinel;
+  return v;
+}
+
+/// "" when got equals want on the tensor's elements and the gaps still hold the sentinel.
+inline std::string check_exact(const std::vector<float>& got, const std::vector<float>& want,
+                               const std::vector<char>& mask, const char* pass) {
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (!mask[i] && got[i] != kSentinel)
+      return fmt::format("{}: wrote into a view gap at {}", pass, i);
+    if (mask[i] && !(got[i] == want[i]))
+      return fmt::format("{}: element {} got {} want {}", pass, i, got[i], want[i]);
+  }
+  return "";
+}
+
+}  // namespace convkit::test
