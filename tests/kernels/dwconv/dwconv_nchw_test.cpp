@@ -21,35 +21,6 @@ using kernels::ConvKernel;
 using test::I;
 using test::KernelProblem;
 
-using test::check_exact;
-using test::filled;
-using test::kSentinel;
-using test::mask_of;
-using test::nan_with_gaps;
-
-// Runs fwd and bwd_data of `kernel` and of the reference on kp; returns "" when they agree
-// exactly (integer inputs make every partial sum exact) and no gap was written.
-std::string compare(const ConvKernel<float>& kernel, const ConvKernel<float>& ref,
-                    const KernelProblem& kp, std::mt19937_64& rng) {
-  const auto& p = kp.p;
-  const auto src_mask = mask_of(kp.src, p.mb, p.g, p.in, p.src_s);
-  const auto dst_mask = mask_of(kp.dst, p.mb, p.g * p.ocg, p.out, p.dst_s);
-  const auto src = filled(src_mask, rng), dst = filled(dst_mask, rng);
-  std::vector<float> wei(static_cast<std::size_t>(kp.wei.size)),
-      bias(static_cast<std::size_t>(p.g * p.ocg));
-  for (auto& x : wei) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
-  for (auto& x : bias) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
-  const float* b = kp.bias ? bias.data() : nullptr;
-  auto got = nan_with_gaps(dst_mask), want = got;
-  kernel.fwd(p, src.data() + kp.src.offset, wei.data(), b, got.data() + kp.dst.offset);
-  ref.fwd(p, src.data() + kp.src.offset, wei.data(), b, want.data() + kp.dst.offset);
-  if (auto miss = check_exact(got, want, dst_mask, "fwd"); !miss.empty()) return miss;
-  got = want = nan_with_gaps(src_mask);
-  kernel.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), got.data() + kp.src.offset);
-  ref.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), want.data() + kp.src.offset);
-  return check_exact(got, want, src_mask, "bwd_data");
-}
-
 TEST(DwconvNchw, EveryKernelOnEveryTargetAgreesWithTheReference) {
   const auto list = kernels::conv_kernels<float>();
   const auto& ref = list.back();
@@ -67,7 +38,7 @@ TEST(DwconvNchw, EveryKernelOnEveryTargetAgreesWithTheReference) {
         const KernelProblem kp = test::random_kernel_problem(rng, test::Family::Depthwise);
         if (!kernel.supports(kp.p)) continue;
         ++ran;
-        EXPECT_EQ(compare(kernel, ref, kp, rng), "")
+        EXPECT_EQ(test::compare_exact(kernel, ref, kp, rng), "")
             << name << " on " << kp.str() << " (" << hwy::TargetName(target) << ")";
       }
       EXPECT_EQ(ran, per_kernel) << name << ": the generator rarely draws its problems";
@@ -118,7 +89,8 @@ TEST(DwconvNchw, RareShapesAgreeWithTheReference) {
           !kernel.supports(p))
         continue;
       ++ran;
-      EXPECT_EQ(compare(kernel, list.back(), kp, rng), "") << name << " on " << kp.str();
+      EXPECT_EQ(test::compare_exact(kernel, list.back(), kp, rng), "")
+          << name << " on " << kp.str();
     }
     EXPECT_GE(ran, 1) << kp.str();
   }

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,42 +23,10 @@ using kernels::ConvKernel;
 using test::I;
 using test::KernelProblem;
 
-using test::check_exact;
-using test::filled;
-using test::kSentinel;
-using test::mask_of;
-using test::nan_with_gaps;
-
 const ConvKernel<float>& nhwc_kernel() {
   for (const auto& k : kernels::conv_kernels<float>())
     if (std::string(k.name) == "dwconv2d_f32_nhwc__hwy") return k;
   throw std::logic_error("dwconv2d_f32_nhwc__hwy is not in the list");
-}
-
-// All three passes of the kernel and the reference on kp; "" when they agree exactly.
-std::string compare(const ConvKernel<float>& kernel, const ConvKernel<float>& ref,
-                    const KernelProblem& kp, std::mt19937_64& rng) {
-  const auto& p = kp.p;
-  const auto src_mask = mask_of(kp.src, p.mb, p.g, p.in, p.src_s);
-  const auto dst_mask = mask_of(kp.dst, p.mb, p.g * p.ocg, p.out, p.dst_s);
-  const auto src = filled(src_mask, rng), dst = filled(dst_mask, rng);
-  std::vector<float> wei(static_cast<std::size_t>(kp.wei.size)),
-      bias(static_cast<std::size_t>(p.g * p.ocg));
-  for (auto& x : wei) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
-  for (auto& x : bias) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
-  const float* b = kp.bias ? bias.data() : nullptr;
-  auto got = nan_with_gaps(dst_mask), want = got;
-  kernel.fwd(p, src.data() + kp.src.offset, wei.data(), b, got.data() + kp.dst.offset);
-  ref.fwd(p, src.data() + kp.src.offset, wei.data(), b, want.data() + kp.dst.offset);
-  if (auto miss = check_exact(got, want, dst_mask, "fwd"); !miss.empty()) return miss;
-  got = want = nan_with_gaps(src_mask);
-  kernel.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), got.data() + kp.src.offset);
-  ref.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), want.data() + kp.src.offset);
-  if (auto miss = check_exact(got, want, src_mask, "bwd_data"); !miss.empty()) return miss;
-  got = want = std::vector<float>(wei.size(), NAN);
-  kernel.bwd_weights(p, src.data() + kp.src.offset, dst.data() + kp.dst.offset, got.data());
-  ref.bwd_weights(p, src.data() + kp.src.offset, dst.data() + kp.dst.offset, want.data());
-  return check_exact(got, want, std::vector<char>(wei.size(), 1), "bwd_weights");
 }
 
 TEST(DwconvNhwc, EveryTargetAgreesWithTheReference) {
@@ -79,7 +48,7 @@ TEST(DwconvNhwc, EveryTargetAgreesWithTheReference) {
       test::detail::lay_out(rng, p.mb, p.g * p.ocg, p.out, true, kp.view, p.dst_s, kp.dst);
       if (!kernel.supports(p)) continue;
       ++ran;
-      EXPECT_EQ(compare(kernel, ref, kp, rng), "")
+      EXPECT_EQ(test::compare_exact(kernel, ref, kp, rng), "")
           << kp.str() << " (" << hwy::TargetName(target) << ")";
     }
     EXPECT_EQ(ran, count);
@@ -142,7 +111,7 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       p.wei_s = {s.kh * s.kw, s.kh * s.kw, 0, s.kw, 1};
       kp.wei = {p.g * p.ocg * p.wei_s[0], 0};
       ASSERT_TRUE(kernel.supports(p)) << kp.str();
-      EXPECT_EQ(compare(kernel, ref, kp, rng), "")
+      EXPECT_EQ(test::compare_exact(kernel, ref, kp, rng), "")
           << kp.str() << " (" << hwy::TargetName(target) << ")";
     }
   }

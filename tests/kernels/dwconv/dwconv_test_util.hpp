@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/conv/conv_list.hpp"
 #include "kernels/kernel_problems.hpp"
 
 namespace convkit::test {
@@ -52,6 +53,37 @@ inline std::string check_exact(const std::vector<float>& got, const std::vector<
       return fmt::format("{}: element {} got {} want {}", pass, i, got[i], want[i]);
   }
   return "";
+}
+
+/// Runs the passes `kernel` implements (forward, backward-data and, where it has one,
+/// backward-weights) and the reference's on kp with small-integer inputs; "" when every
+/// result is equal (every partial sum is exact) and no view gap was written.
+inline std::string compare_exact(const kernels::ConvKernel<float>& kernel,
+                                 const kernels::ConvKernel<float>& ref, const KernelProblem& kp,
+                                 std::mt19937_64& rng) {
+  const auto& p = kp.p;
+  const auto src_mask = mask_of(kp.src, p.mb, p.g, p.in, p.src_s);
+  const auto dst_mask = mask_of(kp.dst, p.mb, p.g * p.ocg, p.out, p.dst_s);
+  const auto src = filled(src_mask, rng), dst = filled(dst_mask, rng);
+  std::vector<float> wei(static_cast<std::size_t>(kp.wei.size)),
+      bias(static_cast<std::size_t>(p.g * p.ocg));
+  for (auto& x : wei) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
+  for (auto& x : bias) x = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
+  const float* b = kp.bias ? bias.data() : nullptr;
+  auto got = nan_with_gaps(dst_mask), want = got;
+  kernel.fwd(p, src.data() + kp.src.offset, wei.data(), b, got.data() + kp.dst.offset);
+  ref.fwd(p, src.data() + kp.src.offset, wei.data(), b, want.data() + kp.dst.offset);
+  if (auto miss = check_exact(got, want, dst_mask, "fwd"); !miss.empty()) return miss;
+  got = want = nan_with_gaps(src_mask);
+  kernel.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), got.data() + kp.src.offset);
+  ref.bwd_data(p, dst.data() + kp.dst.offset, wei.data(), want.data() + kp.src.offset);
+  if (auto miss = check_exact(got, want, src_mask, "bwd_data");
+      !miss.empty() || !kernel.bwd_weights)
+    return miss;
+  got = want = std::vector<float>(wei.size(), NAN);
+  kernel.bwd_weights(p, src.data() + kp.src.offset, dst.data() + kp.dst.offset, got.data());
+  ref.bwd_weights(p, src.data() + kp.src.offset, dst.data() + kp.dst.offset, want.data());
+  return check_exact(got, want, std::vector<char>(wei.size(), 1), "bwd_weights");
 }
 
 }  // namespace convkit::test
