@@ -64,10 +64,7 @@ TEST(DwconvNhwc, EveryTargetAgreesWithTheReference) {
 TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
   const auto& kernel = nhwc_kernel();
   const auto& ref = kernels::conv_kernels<float>().back();
-  struct Shape {
-    I g, ocg, ih, iw, kh, kw, sh, sw, ph, pw, dh, dw;
-  };
-  const Shape shapes[] = {
+  const test::DwShape shapes[] = {
       {23, 3, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1},
       {17, 5, 6, 6, 3, 3, 2, 2, 1, 1, 1, 1},
       {33, 2, 5, 8, 5, 5, 1, 2, 2, 2, 1, 1},
@@ -90,26 +87,9 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
   std::mt19937_64 rng(3);
   for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
-    for (const Shape& s : shapes) {
-      KernelProblem kp;
-      auto& p = kp.p;
-      p.mb = 2;
-      p.g = s.g;
-      p.icg = 1;
-      p.ocg = s.ocg;
-      p.in = {1, s.ih, s.iw};
-      p.k = {1, s.kh, s.kw};
-      p.stride = {1, s.sh, s.sw};
-      p.pad = {0, s.ph, s.pw};
-      p.dilation = {1, s.dh, s.dw};
-      p.out = {1, (s.ih + 2 * s.ph - s.dh * (s.kh - 1) - 1) / s.sh + 1,
-               (s.iw + 2 * s.pw - s.dw * (s.kw - 1) - 1) / s.sw + 1};
-      kp.bias = true;
-      kp.channels_last = true;
-      test::detail::lay_out(rng, p.mb, p.g, p.in, true, false, p.src_s, kp.src);
-      test::detail::lay_out(rng, p.mb, p.g * p.ocg, p.out, true, false, p.dst_s, kp.dst);
-      p.wei_s = {s.kh * s.kw, s.kh * s.kw, 0, s.kw, 1};
-      kp.wei = {p.g * p.ocg * p.wei_s[0], 0};
+    for (const test::DwShape& s : shapes) {
+      const KernelProblem kp = test::dw_problem(s, true, rng);
+      const auto& p = kp.p;
       ASSERT_TRUE(kernel.supports(p)) << kp.str();
       EXPECT_EQ(test::compare_exact(kernel, ref, kp, rng), "")
           << kp.str() << " (" << hwy::TargetName(target) << ")";

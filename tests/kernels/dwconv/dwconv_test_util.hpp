@@ -55,6 +55,36 @@ inline std::string check_exact(const std::vector<float>& got, const std::vector<
   return "";
 }
 
+/// A 2-D depthwise problem written out by hand (the rare-shape tests).
+struct DwShape {
+  I g, ocg, ih, iw, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+/// The batch-2 problem of shape s with bias, dense in NCHW or channels-last, symmetric
+/// padding, output sizes from the conv formula.
+inline KernelProblem dw_problem(const DwShape& s, bool channels_last, std::mt19937_64& rng) {
+  KernelProblem kp;
+  auto& p = kp.p;
+  p.mb = 2;
+  p.g = s.g;
+  p.icg = 1;
+  p.ocg = s.ocg;
+  p.in = {1, s.ih, s.iw};
+  p.k = {1, s.kh, s.kw};
+  p.stride = {1, s.sh, s.sw};
+  p.pad = {0, s.ph, s.pw};
+  p.dilation = {1, s.dh, s.dw};
+  p.out = {1, (s.ih + 2 * s.ph - s.dh * (s.kh - 1) - 1) / s.sh + 1,
+           (s.iw + 2 * s.pw - s.dw * (s.kw - 1) - 1) / s.sw + 1};
+  kp.bias = true;
+  kp.channels_last = channels_last;
+  detail::lay_out(rng, p.mb, p.g, p.in, channels_last, false, p.src_s, kp.src);
+  detail::lay_out(rng, p.mb, p.g * p.ocg, p.out, channels_last, false, p.dst_s, kp.dst);
+  p.wei_s = {s.kh * s.kw, s.kh * s.kw, 0, s.kw, 1};  // the d slot unused, as src/ops/ leaves it
+  kp.wei = {p.g * p.ocg * p.wei_s[0], 0};
+  return kp;
+}
+
 /// Runs the passes `kernel` implements (forward, backward-data and, where it has one,
 /// backward-weights) and the reference's on kp with small-integer inputs; "" when every
 /// result is equal (every partial sum is exact) and no view gap was written.
