@@ -115,13 +115,17 @@ namespace {
 // tasks; returns the block size. Channels-last depthwise problems keep whole 16-channel
 // stretches (64 bytes) per block: their kernels run vectors along the channels, and a few
 // channels per task would leave the vectors part empty and split cache lines between threads.
+// Backward-weights (images = 1: each task walks the whole batch) of a channels-last depthwise
+// problem takes one block per thread instead: every block re-reads every pixel for its own
+// channels, so fewer, wider blocks read the tensors fewer times.
 I group_block_size(const ConvParams& k, I images) {
   const I g = k.g;
   if (g <= 1 || images <= 0) return std::max<I>(g, 1);  // nothing to split (empty problems too)
-  const I want = 4 * static_cast<I>(omp_get_max_threads());
+  const bool channels_last_dw = k.icg == 1 && k.src_s[1] == 1 && k.dst_s[1] == 1;
+  const I threads = static_cast<I>(omp_get_max_threads());
+  const I want = channels_last_dw && images == 1 ? threads : 4 * threads;
   const I blocks = std::clamp<I>((want + images - 1) / images, 1, g);
   const I size = (g + blocks - 1) / blocks;
-  const bool channels_last_dw = k.icg == 1 && k.src_s[1] == 1 && k.dst_s[1] == 1 && g > 1;
   return channels_last_dw ? std::min(g, (size + 15) / 16 * 16) : size;
 }
 

@@ -8,12 +8,13 @@
 // The caller guarantees dwconv_nhwc_supports(p); src outside the image is zero padding and
 // is never read.
 //
-// For one output row and kernel row, a block of KB kernel columns keeps KB accumulators per
-// channel vector and slides along the output columns where all KB taps read inside the row:
-// one diff_dst load feeds KB FMAs. Columns where some tap leaves the row are done per tap.
-// The row's sums are added into a float accumulator per tap and channel for the image, and
-// the images' sums into doubles in image order, so the result does not depend on how the
-// caller cut the channels into calls.
+// 3x3 kernels at unit w stride keep all 9 taps of a channel vector in registers for the
+// whole image (Image3x3). Otherwise, for one output row and kernel row, a block of KB kernel
+// columns keeps KB accumulators per channel vector and slides along the output columns where
+// all KB taps read inside the row: one diff_dst load feeds KB FMAs. Columns where some tap
+// leaves the row are done per tap. The sums go into a float accumulator per tap and channel
+// for the image, and the images' sums into doubles in image order, so the result does not
+// depend on how the caller cut the channels into calls.
 #include "kernels/dwconv/dwconv_nhwc.hpp"
 
 #include <algorithm>
@@ -130,6 +131,55 @@ void Image(const Geo& g, const Channels& ch, const float* x, const float* dy, fl
   }
 }
 
+/// 3 x 3 kernels at unit w stride and dilation (MobileNet's): all 9 taps of a channel vector
+/// stay in registers for the whole image, each diff_dst load shared by the 9, so small images
+/// (7x7, 14x14) do not pay a call and a flush per output row, kernel row and vector; on large
+/// images the rows go in bands that stay in L2, with one flush per band and vector.
+/// Columns where a tap leaves the row test each tap; rows outside the image are skipped.
+template <bool kMult>
+void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy, float* acc) {
+  const D d;
+  I lo = 0, hi = 0;
+  InteriorColumns(g, 0, 3, lo, hi);
+  // Bands of output rows whose src and diff_dst rows (all channels) stay in L2 (~256 KiB)
+  // while every channel vector walks them.
+  const I row_bytes = (g.sh * g.iw * ch.c() + g.ow * ch.o()) * static_cast<I>(sizeof(float));
+  const I band = std::clamp<I>((I{256} << 10) / std::max<I>(row_bytes, 1), 1, g.oh);
+  for (I oh0 = 0; oh0 < g.oh; oh0 += band)
+    for (I v = 0; v < ch.vectors(); ++v) {
+      V sum[9];
+      for (V& s : sum) s = hn::Zero(d);
+      for (I oh = oh0; oh < std::min(g.oh, oh0 + band); ++oh) {
+        const I kh0 = std::max<I>(0, CeilDiv(g.ph - oh * g.sh, g.dh));
+        const I kh1 = std::min<I>(3, FloorDiv(g.ih - 1 + g.ph - oh * g.sh, g.dh) + 1);
+        const float* rows[3];
+        for (int a = 0; a < 3; ++a)
+          rows[a] = a >= kh0 && a < kh1 ? x + (oh * g.sh - g.ph + a * g.dh) * g.src_row : nullptr;
+        const float* dy_row = dy + oh * g.dst_row;
+        auto column = [&](I ow, bool check) {
+          const V dv = ch.Direct(dy_row + ow * g.dst_px, v);
+          for (int a = 0; a < 3; ++a) {
+            if (!rows[a]) continue;
+            for (int b = 0; b < 3; ++b) {
+              const I iw = ow - g.pw + b;
+              if (check && (iw < 0 || iw >= g.iw)) continue;
+              sum[a * 3 + b] =
+                  hn::MulAdd(dv, ch.Src<kMult>(rows[a] + iw * g.src_px, v), sum[a * 3 + b]);
+            }
+          }
+        };
+        for (I ow = 0; ow < std::min(lo, g.ow); ++ow) column(ow, true);
+        for (I ow = lo; ow < hi; ++ow) column(ow, false);
+        for (I ow = std::max(lo, hi); ow < g.ow; ++ow) column(ow, true);
+      }
+      const I o0 = v * LanesI();
+      for (int t = 0; t < 9; ++t) {
+        float* a = acc + t * ch.op() + o0;
+        hn::StoreU(hn::Add(hn::LoadU(d, a), sum[t]), d, a);
+      }
+    }
+}
+
 void BwdWeights(const ConvParams& p, const float* src, const float* diff_dst, float* diff_wei) {
   const Geo g = GeoOf(p);
   const I taps = g.kh * g.kw;
@@ -141,7 +191,10 @@ void BwdWeights(const ConvParams& p, const float* src, const float* diff_dst, fl
     const float* x = src + n * p.src_s[0];
     const float* dy = diff_dst + n * p.dst_s[0];
     const bool unit = g.sw == 1 && g.dw == 1;
-    if (ch.m() > 1)
+    if (unit && g.kh == 3 && g.kw == 3)
+      ch.m() > 1 ? Image3x3<true>(g, ch, x, dy, image.data())
+                 : Image3x3<false>(g, ch, x, dy, image.data());
+    else if (ch.m() > 1)
       unit ? Image<true, true>(g, ch, x, dy, image.data())
            : Image<true, false>(g, ch, x, dy, image.data());
     else
