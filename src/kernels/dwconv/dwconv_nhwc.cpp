@@ -9,12 +9,13 @@
 // The caller guarantees dwconv_nhwc_supports(p); taps outside the src image are zero
 // padding and are never read.
 //
-// Forward: a block of P output pixels of one row shares each tap's weight vector, so a
-// tap costs 1 weight load + P src loads for P FMAs, and P accumulators stay in registers
-// for the whole tap list. Channel vectors are walked in chunks small enough that the src
-// rows under the kernel window stay in L2 while the window slides (large kernels), and all
-// at once for 3x3 (the window is tiny). Columns whose window leaves the row are done one
-// pixel at a time with only their valid taps.
+// Forward: a block of P output pixels of one row (P = 6 to 8, dividing the row where it can)
+// shares each tap's weight vector, so a tap costs 1 weight load + P src loads for P FMAs,
+// and P accumulators stay in registers for the whole tap list. Taps that leave the image for
+// some of the block's pixels carry the range of pixels they reach (TapList); 3-wide kernel
+// rows at unit stride run as one sliding pass that loads each src column once. Channel
+// vectors are walked in chunks small enough that the src rows under the kernel window stay
+// in L2 while the window slides (large kernels), and all at once for 3x3.
 //
 // Backward-data gathers: diff_src pixel (ih, iw) sums the taps with ih = oh*sh - ph + kh*dh
 // and iw = ow*sw - pw + kw*dw. Its columns are taken per phase r = iw mod sw: inside one
