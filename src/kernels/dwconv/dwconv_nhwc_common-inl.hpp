@@ -12,13 +12,13 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include <hwy/highway.h>
 
 #include "kernels/conv/conv_params.hpp"
+#include "kernels/dwconv/dwconv_nchw_common-inl.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace convkit::kernels {
@@ -30,14 +30,11 @@ using I = std::int64_t;
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 
-// AVX-512 has 32 vector registers, the others 16: register blocks follow.
-constexpr bool kManyRegs = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
-// Only these targets mask loads and stores in hardware (masked lanes are never touched).
-constexpr bool kHardwareMask = HWY_TARGET == HWY_AVX2 || kManyRegs;
-constexpr int kMaxLanes = HWY_MAX_BYTES / static_cast<int>(sizeof(float));
-
-inline I FloorDiv(I a, I b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-inline I CeilDiv(I a, I b) { return -FloorDiv(-a, b); }
+// The target facts and division helpers the NCHW kernels already define.
+using dwnchw::CeilDiv;
+using dwnchw::FloorDiv;
+using dwnchw::kHardwareMask;
+using dwnchw::kManyRegs;
 inline I LanesI() { return static_cast<I>(hn::Lanes(D())); }
 
 /// fn(std::integral_constant<int, N>()) with N = n, for n in 1..8 and 16: register blocks
@@ -67,31 +64,10 @@ HWY_INLINE void WithWidth(I n, Fn&& fn) {
 }
 
 /// The first n lanes (0 < n <= L) of p, zero elsewhere; reads nothing past p[n).
-HWY_INLINE V LoadFirst(const float* p, I n) {
-  const D d;
-  if (n >= LanesI()) return hn::LoadU(d, p);
-  if constexpr (kHardwareMask) {
-    return hn::MaskedLoad(hn::FirstN(d, static_cast<size_t>(n)), d, p);
-  } else {
-    HWY_ALIGN float buf[kMaxLanes] = {};
-    std::memcpy(buf, p, static_cast<size_t>(n) * sizeof(float));
-    return hn::Load(d, buf);
-  }
-}
+HWY_INLINE V LoadFirst(const float* p, I n) { return dwnchw::LoadFirst(D(), p, n); }
 
 /// Stores the first n lanes (0 < n <= L) of v at p; writes nothing past p[n).
-HWY_INLINE void StoreFirst(V v, float* p, I n) {
-  const D d;
-  if (n >= LanesI()) {
-    hn::StoreU(v, d, p);
-  } else if constexpr (kHardwareMask) {
-    hn::BlendedStore(v, hn::FirstN(d, static_cast<size_t>(n)), d, p);
-  } else {
-    HWY_ALIGN float buf[kMaxLanes];
-    hn::Store(v, d, buf);
-    std::memcpy(p, buf, static_cast<size_t>(n) * sizeof(float));
-  }
-}
+HWY_INLINE void StoreFirst(V v, float* p, I n) { dwnchw::StoreFirst(D(), v, p, n); }
 
 /// Output channels o = c*M + m of one call, walked in vectors of L lanes:
 ///   vector v holds o in [v*L, v*L + L); the last one may be partial (o < O only);
