@@ -6,6 +6,7 @@
 #include "convkit/core/shape.hpp"
 #include "convkit/core/tensor.hpp"
 #include "convkit/io/checkpoint.hpp"
+#include "convkit/io/datasets.hpp"
 #include "convkit/io/safetensors.hpp"
 #include "convkit/ops/conv.hpp"
 #include "convkit/ops/conv_dispatch.hpp"
