@@ -1,4 +1,6 @@
 // Activations and pooling layers: no parameters, one ag:: call each.
+#include <algorithm>
+
 #include "convkit/nn/layers.hpp"
 #include "core/check.hpp"
 
@@ -56,13 +58,43 @@ ag::Pool2dOptions pool_options(const char* layer, const PoolOpts& o) {
                            .count_include_pad = o.count_include_pad};
 }
 
+/// A pooling window per dimension (one given value stands for both).
+Geometry pool_geometry(const ag::Pool2dOptions& o) {
+  auto at = [](const std::vector<std::int64_t>& v, std::size_t d) {
+    return v.size() == 1 ? v[0] : v[d];
+  };
+  Geometry g;
+  for (std::size_t d = 0; d < 2; ++d) {
+    g.kernel.push_back(at(o.kernel, d));
+    g.stride.push_back(o.stride.empty() ? at(o.kernel, d) : at(o.stride, d));
+    g.dilation.push_back(at(o.dilation, d));
+  }
+  return g;
+}
+
+/// Adaptive pooling's bins along one dimension: bin i is [floor(i*in/out), ceil((i+1)*in/out)).
+void adaptive_bins(std::int64_t in, std::int64_t out, Geometry& g) {
+  std::int64_t widest = 1, step = 1;
+  for (std::int64_t i = 0; i < out; ++i) {
+    const std::int64_t start = i * in / out, end = ((i + 1) * in + out - 1) / out;
+    widest = std::max(widest, end - start);
+    if (i + 1 < out) step = std::max(step, (i + 1) * in / out - start);
+  }
+  if (out == 1) step = widest;  // one bin: the step is the whole input
+  g.kernel.push_back(widest);
+  g.stride.push_back(step);
+  g.dilation.push_back(1);
+}
+
 }  // namespace
 
 MaxPool2d::MaxPool2d(const PoolOpts& options) : options_(pool_options("MaxPool2d", options)) {}
 ag::Variable MaxPool2d::forward(const ag::Variable& x) { return ag::max_pool2d(x, options_); }
+std::optional<Geometry> MaxPool2d::geometry(const Shape&) const { return pool_geometry(options_); }
 
 AvgPool2d::AvgPool2d(const PoolOpts& options) : options_(pool_options("AvgPool2d", options)) {}
 ag::Variable AvgPool2d::forward(const ag::Variable& x) { return ag::avg_pool2d(x, options_); }
+std::optional<Geometry> AvgPool2d::geometry(const Shape&) const { return pool_geometry(options_); }
 
 AdaptiveAvgPool2d::AdaptiveAvgPool2d(std::int64_t oh, std::int64_t ow)
     : oh_(oh), ow_(ow < 0 ? oh : ow) {
@@ -70,6 +102,13 @@ AdaptiveAvgPool2d::AdaptiveAvgPool2d(std::int64_t oh, std::int64_t ow)
 }
 ag::Variable AdaptiveAvgPool2d::forward(const ag::Variable& x) {
   return ag::adaptive_avg_pool2d(x, oh_, ow_);
+}
+std::optional<Geometry> AdaptiveAvgPool2d::geometry(const Shape& in) const {
+  if (in.rank() != 4) return std::nullopt;  // forward refuses it anyway
+  Geometry g;
+  adaptive_bins(in[2], oh_, g);
+  adaptive_bins(in[3], ow_, g);
+  return g;
 }
 
 }  // namespace convkit::nn

@@ -102,6 +102,17 @@ std::int64_t ConvNd::macs(const Shape& in, const Shape&) const {
       .macs();
 }
 
+std::optional<Geometry> ConvNd::geometry(const Shape&) const {
+  Geometry g;
+  g.transposed = transposed_;
+  for (int d = 0; d < ndims_; ++d) {
+    g.kernel.push_back(size_at(options_.kernel, d));
+    g.stride.push_back(size_at(options_.stride, d));
+    g.dilation.push_back(size_at(options_.dilation, d));
+  }
+  return g;
+}
+
 DepthwiseConv2d::DepthwiseConv2d(const DepthwiseOpts& o)
     : ConvNd(2, false,
              ConvOpts{.in = o.channels,

@@ -41,6 +41,8 @@ detail::CallRecorder*& detail::active_recorder() {
 
 std::int64_t Module::macs(const Shape&, const Shape&) const { return 0; }
 
+std::optional<Geometry> Module::geometry(const Shape&) const { return std::nullopt; }
+
 ag::Variable Module::operator()(const ag::Variable& x) {
   ag::Variable y = forward(x);
   if (auto* recorder = detail::active_recorder())

@@ -2,7 +2,10 @@
 #include "convkit/nn/summary.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "convkit/autograd/variable.hpp"
@@ -13,15 +16,95 @@ namespace convkit::nn {
 namespace {
 
 struct Call {
+  const Module* module;
   Shape in, out;
 };
 
-class FirstCallRecorder : public detail::CallRecorder {
+/// Every module call, in the order the calls return: a block after its children, so the
+/// leaves come in execution order.
+class CallLog : public detail::CallRecorder {
  public:
   void record(const Module* module, const Shape& in, const Shape& out) override {
-    calls.try_emplace(module, Call{in, out});
+    calls.push_back(Call{module, in, out});
   }
-  std::map<const Module*, Call> calls;
+  std::vector<Call> calls;
+};
+
+/// Follows the receptive field along the leaf calls, one spatial dimension at a time (the
+/// rules are listed at summary() in the header).
+class FieldTracker {
+ public:
+  explicit FieldTracker(const Shape& input)
+      : n_(input.rank() > 2 ? static_cast<std::size_t>(input.rank() - 2) : 0),
+        rf_(n_, 1.0),
+        jump_(n_, 1.0),
+        extent_(spatial(input)) {}
+
+  /// Takes one leaf call; returns the receptive field of its output (empty: not spatial).
+  std::vector<std::int64_t> step(const Module& m, const Shape& in, const Shape& out) {
+    if (is_spatial(in)) {
+      std::vector<std::int64_t> size = spatial(in);
+      // Code inside a forward reduced the map (global pooling) or mixed it non-spatially.
+      if (detoured_ || (all_ones(size) && !all_ones(extent_))) widen_to_extent();
+      detoured_ = false;
+      extent_ = std::move(size);
+      if (auto g = m.geometry(in); g && g->kernel.size() == n_ && g->stride.size() == n_ &&
+                                   g->dilation.size() == n_)
+        apply(*g);
+    } else {
+      detoured_ = true;
+    }
+    if (!is_spatial(out)) {
+      detoured_ = true;
+      return {};
+    }
+    if (detoured_) widen_to_extent();  // a layer that makes a map out of a vector
+    detoured_ = false;
+    extent_ = spatial(out);
+    std::vector<std::int64_t> field;
+    // Jumps after a transposed convolution are fractional; the tolerance absorbs rounding.
+    for (double v : rf_) field.push_back(static_cast<std::int64_t>(std::ceil(v - 1e-9)));
+    return field;
+  }
+
+ private:
+  bool is_spatial(const Shape& s) const {
+    return n_ > 0 && s.rank() == static_cast<int>(n_) + 2;
+  }
+  static std::vector<std::int64_t> spatial(const Shape& s) {
+    if (s.rank() <= 2) return {};
+    return {s.begin() + 2, s.end()};
+  }
+  static bool all_ones(const std::vector<std::int64_t>& v) {
+    return std::all_of(v.begin(), v.end(), [](std::int64_t x) { return x == 1; });
+  }
+  /// Every element now sees the whole last map: the window of a global pool.
+  void widen_to_extent() {
+    for (std::size_t d = 0; d < n_ && d < extent_.size(); ++d)
+      rf_[d] += static_cast<double>(extent_[d] - 1) * jump_[d];
+  }
+  void apply(const Geometry& g) {
+    for (std::size_t d = 0; d < n_; ++d) {
+      const std::int64_t k = g.kernel[d], s = g.stride[d], dil = g.dilation[d];
+      if (!g.transposed) {
+        rf_[d] += static_cast<double>((k - 1) * dil) * jump_[d];
+        jump_[d] *= static_cast<double>(s);
+        continue;
+      }
+      // Input i reaches outputs i*s + m*dil: two inputs share an output when their taps
+      // differ by a multiple of s, so one output sees inputs at most `span` apart.
+      std::int64_t span = 0;
+      for (std::int64_t tap = 0; tap < k; ++tap)
+        if ((tap * dil) % s == 0) span = tap * dil / s;
+      rf_[d] += static_cast<double>(span) * jump_[d];
+      jump_[d] /= static_cast<double>(s);
+    }
+  }
+
+  std::size_t n_;  // spatial dimensions of the model input (0: none)
+  std::vector<double> rf_, jump_;
+  std::vector<std::int64_t> extent_;  // sizes of the last spatial map seen
+  bool detoured_ = false;             // a non-spatial tensor came since that map
 };
 
 /// Installs a recorder for its lifetime, restoring the previous one.
@@ -57,7 +140,7 @@ std::string format_bytes(std::int64_t bytes) {
 }
 
 Summary summary(Module& model, const Shape& input) {
-  FirstCallRecorder recorder;
+  CallLog recorder;
   const bool was_training = model.is_training();
   model.eval();
   try {
@@ -70,12 +153,26 @@ Summary summary(Module& model, const Shape& input) {
   }
   model.train(was_training);
 
+  struct FirstCall {
+    const Call* call;
+    std::vector<std::int64_t> field;
+  };
+  std::map<const Module*, FirstCall> first;
+  FieldTracker tracker(input);
+  for (const Call& c : recorder.calls) {
+    if (!c.module->children().empty()) continue;
+    std::vector<std::int64_t> field = tracker.step(*c.module, c.in, c.out);
+    first.try_emplace(c.module, FirstCall{&c, std::move(field)});
+  }
+
   Summary s;
+  s.input = input;
   for (auto& [path, m] : model.named_modules()) {
     if (!m->children().empty() || path.empty()) continue;
-    auto it = recorder.calls.find(m);
-    if (it == recorder.calls.end()) continue;
-    SummaryRow row{path, m->type_name(), it->second.out, 0, m->macs(it->second.in, it->second.out)};
+    auto it = first.find(m);
+    if (it == first.end()) continue;
+    const Call& c = *it->second.call;
+    SummaryRow row{path, m->type_name(), c.out, 0, m->macs(c.in, c.out), it->second.field};
     for (const auto& [name, p] : m->own_parameters()) row.params += p.numel();
     s.total_macs += row.macs;
     s.rows.push_back(std::move(row));
@@ -90,20 +187,26 @@ Summary summary(Module& model, const Shape& input) {
 }
 
 std::string Summary::str() const {
-  std::size_t wname = 12, wtype = 4, wshape = 12;
+  auto field = [](const SummaryRow& r) {
+    return r.receptive_field.empty() ? std::string("-")
+                                     : fmt::format("{}", fmt::join(r.receptive_field, "x"));
+  };
+  std::size_t wname = 12, wtype = 4, wshape = 12, wrf = 7;
   for (const auto& r : rows) {
     wname = std::max(wname, r.name.size());
     wtype = std::max(wtype, r.type.size());
     wshape = std::max(wshape, r.output.str().size());
+    wrf = std::max(wrf, field(r).size());
   }
-  const std::size_t width = wname + wtype + wshape + 15 + 17 + 8;
+  const std::size_t width = wname + wtype + wshape + wrf + 15 + 17 + 10;
   const std::string rule(width, '='), thin(width, '-');
-  std::string out = fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>15}  {:>17}\n{}\n", "Layer (path)",
-                                wname, "Type", wtype, "Output shape", wshape, "Params", "MACs",
-                                rule);
+  std::string out = fmt::format("Input shape: {}\n", input.str());
+  out += fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>{}}  {:>15}  {:>17}\n{}\n", "Layer (path)", wname,
+                     "Type", wtype, "Output shape", wshape, "RF", wrf, "Params", "MACs", rule);
   for (const auto& r : rows)
-    out += fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>15}  {:>17}\n", r.name, wname, r.type, wtype,
-                       r.output.str(), wshape, with_commas(r.params), with_commas(r.macs));
+    out += fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>{}}  {:>15}  {:>17}\n", r.name, wname, r.type,
+                       wtype, r.output.str(), wshape, field(r), wrf, with_commas(r.params),
+                       with_commas(r.macs));
   out += rule + "\n";
   out += fmt::format("Total params: {} ({})\n", with_commas(count.total), format_bytes(param_bytes));
   out += fmt::format("Trainable params: {} ({})\n", with_commas(count.trainable),

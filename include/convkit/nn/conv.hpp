@@ -37,6 +37,8 @@ class ConvNd : public Module {
   ag::Variable forward(const ag::Variable& x) override;
   std::string type_name() const override;
   std::int64_t macs(const Shape& in, const Shape& out) const override;
+  /// kernel, stride and dilation per spatial dimension; transposed for ConvTranspose*d.
+  std::optional<Geometry> geometry(const Shape& in) const override;
 
   const ConvOpts& options() const { return options_; }
   /// The functional options forward passes to ag::conv*d.

@@ -110,6 +110,7 @@ class MaxPool2d : public Module {
   explicit MaxPool2d(const PoolOpts& options);
   ag::Variable forward(const ag::Variable& x) override;
   std::string type_name() const override { return "MaxPool2d"; }
+  std::optional<Geometry> geometry(const Shape& in) const override;
 
  private:
   ag::Pool2dOptions options_;
@@ -119,6 +120,7 @@ class AvgPool2d : public Module {
   explicit AvgPool2d(const PoolOpts& options);
   ag::Variable forward(const ag::Variable& x) override;
   std::string type_name() const override { return "AvgPool2d"; }
+  std::optional<Geometry> geometry(const Shape& in) const override;
 
  private:
   ag::Pool2dOptions options_;
@@ -129,6 +131,9 @@ class AdaptiveAvgPool2d : public Module {
   explicit AdaptiveAvgPool2d(std::int64_t oh, std::int64_t ow = -1);  // ow -1: equal to oh
   ag::Variable forward(const ag::Variable& x) override;
   std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  /// Per dimension the widest bin and the largest step between bin starts: both in/out
+  /// when out divides in; the whole input for global pooling (out 1).
+  std::optional<Geometry> geometry(const Shape& in) const override;
 
  private:
   std::int64_t oh_, ow_;

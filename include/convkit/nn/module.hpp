@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,17 @@ struct Ints {
   Ints(std::int64_t all) : v{all} {}  // NOLINT: implicit, like PyTorch's int-or-tuple
   Ints(std::initializer_list<std::int64_t> list) : v(list) {}
   Ints(std::vector<std::int64_t> list) : v(std::move(list)) {}  // NOLINT
+};
+
+/// How a layer's output positions read its input positions along each spatial dimension,
+/// which is all a receptive field needs (padding only shifts the window): output position i
+/// of a direct layer reads inputs i*stride + j*dilation, j = 0..kernel-1. A transposed
+/// convolution runs the other way (input i writes outputs i*stride + j*dilation), so its
+/// stride divides the spacing of the positions instead of multiplying it. One value per
+/// spatial dimension, height before width.
+struct Geometry {
+  std::vector<std::int64_t> kernel, stride, dilation;
+  bool transposed = false;
 };
 
 /// Seeds the generator every default initialization draws from (torch.manual_seed). Two
@@ -59,6 +71,11 @@ class Module {
   /// Multiply-adds of one forward pass for an input of `in` producing `out` (summary);
   /// 0 for modules that do no multiply-adds or whose work is counted in their children.
   virtual std::int64_t macs(const Shape& in, const Shape& out) const;
+  /// The sliding window of a layer that has one (convolutions, pooling) for an input of
+  /// shape `in`, for the summary's receptive fields; std::nullopt for layers that work on
+  /// each position alone (batch norm, activations, dropout) or have no spatial layout
+  /// (Linear, Flatten), and for composite modules (their children answer).
+  virtual std::optional<Geometry> geometry(const Shape& in) const;
 
   /// forward(x), recorded by a running summary().
   ag::Variable operator()(const ag::Variable& x);
