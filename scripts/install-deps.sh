@@ -2,7 +2,7 @@
 # Installs convkit's build and test dependencies from Debian's packages when missing.
 set -euo pipefail
 packages=(cmake ninja-build g++ libgtest-dev libfmt-dev nlohmann-json3-dev libhwy-dev
-          libbenchmark-dev libopenblas-openmp-dev)
+          libbenchmark-dev libopenblas-openmp-dev libcli11-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,7 +17,26 @@ void check_options(const char* model, const MobileNetOpts& o) {
   require(o.num_classes > 0, "{}: num_classes must be > 0, got {}", model, o.num_classes);
   require(o.dropout >= 0 && o.dropout <= 1, "{}: dropout must be in [0, 1], got {}", model,
           o.dropout);
+  require(o.in_channels > 0, "{}: in_channels must be > 0, got {}", model, o.in_channels);
+  require(o.total_stride == 8 || o.total_stride == 16 || o.total_stride == 32,
+          "{}: total_stride must be 8, 16 or 32, got {}", model, o.total_stride);
 }
+
+/// Hands out the strides of the five stride-2 layers in order: the first ones become 1 when
+/// the total stride is below 32.
+class StrideBudget {
+ public:
+  explicit StrideBudget(std::int64_t total_stride)
+      : to_drop_(total_stride == 32 ? 0 : total_stride == 16 ? 1 : 2) {}
+  std::int64_t next(std::int64_t stride) {
+    if (stride != 2 || to_drop_ == 0) return stride;
+    --to_drop_;
+    return 1;
+  }
+
+ private:
+  int to_drop_;
+};
 
 /// torchvision's MobileNetV2 initialization, applied to every descendant.
 void torchvision_init(Module& model) {
@@ -51,14 +70,16 @@ MobileNetV2::MobileNetV2(const MobileNetOpts& o) {
                                          {6, 320, 1, 1}}};
   std::int64_t channels = make_divisible(32 * o.width);
   const std::int64_t last = make_divisible(1280 * std::max(1.0, o.width));
+  StrideBudget strides(o.total_stride);
   features = register_module("features", std::make_shared<Sequential>());
-  features->push_back(std::make_shared<ConvBNAct>(
-      ConvBNActOpts{.in = 3, .out = channels, .stride = 2, .act = Act::ReLU6}));
+  features->push_back(std::make_shared<ConvBNAct>(ConvBNActOpts{
+      .in = o.in_channels, .out = channels, .stride = strides.next(2), .act = Act::ReLU6}));
   for (const Stage& st : stages) {
     const std::int64_t out = make_divisible(static_cast<double>(st.c) * o.width);
+    const std::int64_t stage_stride = strides.next(st.s);
     for (std::int64_t i = 0; i < st.n; ++i) {
-      features->push_back(std::make_shared<InvertedResidual>(channels, out, i == 0 ? st.s : 1,
-                                                             static_cast<double>(st.t)));
+      features->push_back(std::make_shared<InvertedResidual>(
+          channels, out, i == 0 ? stage_stride : 1, static_cast<double>(st.t)));
       channels = out;
     }
   }
@@ -81,14 +102,15 @@ MobileNetV1::MobileNetV1(const MobileNetOpts& o) {
                                           {512, 2}, {512, 1}, {512, 1}, {512, 1}, {512, 1},
                                           {512, 1}, {1024, 2}, {1024, 1}}};
   std::int64_t channels = make_divisible(32 * o.width);
+  StrideBudget strides(o.total_stride);
   features = register_module("features", std::make_shared<Sequential>());
-  features->push_back(std::make_shared<ConvBNAct>(
-      ConvBNActOpts{.in = 3, .out = channels, .stride = 2, .act = Act::ReLU}));
+  features->push_back(std::make_shared<ConvBNAct>(ConvBNActOpts{
+      .in = o.in_channels, .out = channels, .stride = strides.next(2), .act = Act::ReLU}));
   for (const Block& b : blocks) {
     const std::int64_t out = make_divisible(static_cast<double>(b.out) * o.width);
     auto block = std::make_shared<Sequential>();
     block->push_back(std::make_shared<ConvBNAct>(ConvBNActOpts{
-        .in = channels, .out = channels, .stride = b.stride, .groups = channels}));
+        .in = channels, .out = channels, .stride = strides.next(b.stride), .groups = channels}));
     block->push_back(
         std::make_shared<ConvBNAct>(ConvBNActOpts{.in = channels, .out = out, .kernel = 1}));
     features->push_back(block);

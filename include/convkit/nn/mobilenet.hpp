@@ -68,6 +68,13 @@ struct MobileNetOpts {
   std::int64_t num_classes = 1000;
   double dropout = 0.2;
   std::uint64_t dropout_seed = 0;
+  std::int64_t in_channels = 3;  // 1 for grey images such as MNIST
+  /// Input pixels per output pixel of the features: 32 (torchvision, for 224x224 inputs), 16
+  /// or 8 for small images. The network has five stride-2 layers (the stem and the first
+  /// layer of four stages); a smaller total keeps the later ones and gives the earliest
+  /// stride 1 (8: the stem and the next stride-2 stage, as CIFAR variants do for 32x32).
+  /// Keys and parameter counts do not change.
+  std::int64_t total_stride = 32;
   /// torchvision's initialization (kaiming_normal fan_out for convs, N(0, 0.01) for the
   /// classifier, zero biases); false keeps PyTorch's per-layer defaults.
   bool torchvision_init = true;

@@ -1,0 +1,293 @@
+// End-to-end tests of the convkit command: every subcommand on tiny budgets, resume, Ctrl-C,
+// export, and the one-line refusals of bad arguments.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "convkit/io/checkpoint.hpp"
+#include "convkit/io/safetensors.hpp"
+#include "xml_check.hpp"
+
+extern char** environ;
+
+namespace convkit {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+struct Exit {
+  int status = -1;  // exit status; -1 when the process died of a signal
+  int signal = 0;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// A fresh folder per test under the build tree's temporary folder.
+fs::path work_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("convkit_cli_test_" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+/// Starts the convkit program with `args`, stdout and stderr going to files in `dir`.
+pid_t start(const std::vector<std::string>& args, const fs::path& dir) {
+  std::vector<std::string> all{CONVKIT_CLI_PATH};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, (dir / "stdout.txt").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, (dir / "stderr.txt").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
+  return pid;
+}
+
+Exit wait_for(pid_t pid, const fs::path& dir) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Exit r;
+  if (WIFEXITED(status)) r.status = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.out = slurp(dir / "stdout.txt");
+  r.err = slurp(dir / "stderr.txt");
+  return r;
+}
+
+Exit run(const std::vector<std::string>& args, const fs::path& dir) {
+  return wait_for(start(args, dir), dir);
+}
+
+/// Built without the command (CONVKIT_BUILD_TOOLS=OFF): nothing to run.
+#define SKIP_WITHOUT_CLI() \
+  if (std::string(CONVKIT_CLI_PATH).empty()) GTEST_SKIP() << "built without the convkit command"
+
+/// Tiny embedded data and a short budget: a run takes a second or two.
+std::vector<std::string> tiny(std::vector<std::string> args) {
+  for (const char* a : {"--train-size", "120", "--test-size", "40", "--batch", "40",
+                        "--threads", "2"})
+    args.emplace_back(a);
+  return args;
+}
+
+TEST(Cli, HelpListsEverySubcommand) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("help");
+  const Exit r = run({"--help"}, dir);
+  EXPECT_EQ(r.status, 0) << r.err;
+  for (const char* sub : {"compare", "train", "summary", "bench"}) {
+    EXPECT_TRUE(has(r.out, sub));
+    const Exit s = run({sub, "--help"}, dir);
+    EXPECT_EQ(s.status, 0) << sub << ": " << s.err;
+    EXPECT_TRUE(has(s.out, "--")) << sub;
+  }
+}
+
+TEST(Cli, CompareTrainsThreeModelsAndWritesAWellFormedReport) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("compare");
+  const fs::path report = dir / "report.html";
+  const Exit r = run(tiny({"compare", "--epochs", "2", "--report", report.string()}), dir);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  for (const char* name : {"standard_cnn", "separable_cnn", "MobileNetV2 0.35"})
+    EXPECT_TRUE(has(r.out, name));
+  EXPECT_TRUE(has(r.out, "report: " + fs::absolute(report).lexically_normal().string()));
+  ASSERT_TRUE(fs::exists(report));
+  const std::string html = slurp(report);
+  EXPECT_EQ(test::xml_problem(html), "") << "report.html is not well-formed";
+  EXPECT_TRUE(has(html, "<svg"));
+  EXPECT_FALSE(has(html, "http://cdn"));
+  EXPECT_FALSE(has(html, "<script"));
+  // Progress goes to stderr as plain lines when it is not a terminal.
+  EXPECT_TRUE(has(r.err, "epoch 2/2"));
+  EXPECT_FALSE(has(r.err, "\x1b[K"));
+}
+
+std::vector<std::pair<std::string, std::vector<double>>> weights(const fs::path& path) {
+  std::vector<std::pair<std::string, std::vector<double>>> out;
+  for (const auto& [name, t] : io::load_safetensors(path).tensors) out.emplace_back(name, t.to_vector());
+  return out;
+}
+
+TEST(Cli, ResumedTrainingEndsWithTheWeightsOfAnUninterruptedRun) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("resume");
+  const auto args = [&](const std::string& tag) {
+    return tiny({"train", "--model", "mobilenet_v2", "--width", "0.25", "--epochs", "3",
+                 "--checkpoint", (dir / (tag + ".ckpt")).string(), "--export",
+                 (dir / (tag + ".safetensors")).string()});
+  };
+  const Exit whole = run(args("whole"), dir);
+  ASSERT_EQ(whole.status, 0) << whole.out << whole.err;
+
+  auto first = args("split");
+  first.insert(first.end(), {"--stop-after", "1"});
+  const Exit part = run(first, dir);
+  EXPECT_EQ(part.status, 130) << part.out << part.err;
+  EXPECT_TRUE(has(part.out, "holds epoch 1"));
+  EXPECT_FALSE(fs::exists(dir / "split.safetensors"));
+  auto second = args("split");
+  second.push_back("--resume");
+  const Exit rest = run(second, dir);
+  ASSERT_EQ(rest.status, 0) << rest.out << rest.err;
+  EXPECT_TRUE(has(rest.out, "resumed from"));
+  EXPECT_EQ(weights(dir / "whole.safetensors"), weights(dir / "split.safetensors"));
+
+  // The same final accuracies, since the history travels in the checkpoint.
+  const auto final_line = [](const std::string& out) { return out.substr(out.find("final:")); };
+  EXPECT_EQ(final_line(whole.out).substr(0, 60), final_line(rest.out).substr(0, 60));
+}
+
+TEST(Cli, ExportHasPyTorchNamesAndSummaryReadsItBack) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("export");
+  const fs::path exported = dir / "w.safetensors";
+  const Exit r = run(tiny({"train", "--model", "mobilenet_v2", "--width", "0.35", "--epochs", "1",
+                          "--no-checkpoint", "--export", exported.string()}),
+                    dir);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const io::SafetensorsFile file = io::load_safetensors(exported);
+  for (const char* key : {"features.0.0.weight", "features.1.conv.0.0.weight",
+                          "features.18.1.running_var", "classifier.1.weight", "classifier.1.bias"})
+    EXPECT_TRUE(file.contains(key)) << key;
+  EXPECT_EQ(file.at("classifier.1.weight").shape(), Shape({10, 1280}));
+  EXPECT_EQ(file.metadata.at("convkit.model"), "mobilenet_v2");
+
+  const Exit s = run({"summary", exported.string()}, dir);
+  ASSERT_EQ(s.status, 0) << s.err;
+  EXPECT_TRUE(has(s.out, "features.18.0"));
+  EXPECT_TRUE(has(s.out, "input: [1, 3, 32, 32]"));
+}
+
+TEST(Cli, SummaryOfAPresetMatchesTorchvisionCounts) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("summary");
+  const Exit r = run({"summary", "mobilenet_v2", "--input", "1,3,224,224", "--classes", "1000"}, dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(has(r.out, "Trainable params: 3,504,872")) << r.out;  // torchvision's count
+  EXPECT_TRUE(has(r.out, "features.17.conv.2"));
+}
+
+TEST(Cli, BenchTimesEveryPass) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("bench");
+  const Exit r = run({"bench", "--problem", "g8mb2ic8ih12oc8kh3ph1", "--layout", "nhwc", "--time",
+                     "0.01", "--threads", "1"},
+                    dir);
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* pass : {" fwd ", " bwd_d ", " bwd_w "}) EXPECT_TRUE(has(r.out, pass));
+  EXPECT_TRUE(has(r.out, "GFLOP/s"));
+  EXPECT_TRUE(has(r.out, "dwconv2d_f32_nhwc"));
+}
+
+TEST(Cli, CtrlCStopsCleanlyAndLeavesTheLastCheckpointLoadable) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("sigint");
+  const fs::path ckpt = dir / "run.ckpt";
+  const pid_t pid =
+      start({"train", "--model", "standard_cnn", "--width", "0.5", "--train-size", "400",
+             "--test-size", "40", "--batch", "20", "--epochs", "50", "--threads", "1",
+             "--checkpoint", ckpt.string()},
+            dir);
+  // Wait for the first checkpoint, then interrupt in the middle of a later epoch.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(ckpt) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(fs::exists(ckpt));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  kill(pid, SIGINT);
+  const Exit r = wait_for(pid, dir);
+  EXPECT_EQ(r.status, 130) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "interrupted during epoch"));
+  const io::Checkpoint ck = io::load_checkpoint(ckpt);
+  EXPECT_GE(ck.epoch, 1);
+  EXPECT_EQ(ck.extra.at("convkit.model"), "standard_cnn");
+}
+
+/// Each bad argument: a non-zero exit (not a crash), a message naming the problem, the
+/// usage hint.
+TEST(Cli, BadArgumentsGiveOneLineAndTheUsageHint) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("bad");
+  // Data files that are wrong: a truncated CIFAR-10 batch.
+  const fs::path cifar = dir / "cifar";
+  fs::create_directories(cifar);
+  for (const char* name : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                           "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
+    std::ofstream f(cifar / name, std::ios::binary);
+    f << std::string(3073 + (std::string(name) == "data_batch_3.bin" ? 100 : 0), '\0');
+  }
+  struct Case {
+    std::vector<std::string> args;
+    std::string names;  // what the message must mention
+  };
+  const std::vector<Case> cases{
+      {{}, "subcommand"},
+      {{"fly"}, "fly"},
+      {{"train", "--model", "resnet50"}, "resnet50"},
+      {{"train", "--epochs", "-3"}, "--epochs"},
+      {{"train", "--batch", "0"}, "--batch"},
+      {{"train", "--width", "-1"}, "--width"},
+      {{"train", "--data", "imagenet"}, "imagenet"},
+      {{"train", "--data", "cifar10"}, "--data-dir"},
+      {{"train", "--data", "mnist", "--data-dir", (dir / "missing").string()}, "missing"},
+      {{"train", "--data", "mnist", "--data-dir", cifar.string()}, "train-images-idx3-ubyte"},
+      {{"train", "--data", "cifar10", "--data-dir", cifar.string()}, "data_batch_3.bin"},
+      {{"train", "--resume", "--checkpoint", (dir / "none.ckpt").string()}, "none.ckpt"},
+      {{"train", "--export", (dir / "no/such/dir/w.safetensors").string()}, "does not exist"},
+      {{"compare", "--report", (dir / "nowhere/report.html").string()}, "nowhere"},
+      {{"compare", "--train-size", "-5"}, "--train-size"},
+      {{"summary"}, "MODEL"},
+      {{"summary", "resnet50"}, "resnet50"},
+      {{"summary", "standard_cnn", "--input", "1,3,-2,32"}, "1,3,-2,32"},
+      {{"summary", (cifar / "test_batch.bin").string()}, "test_batch.bin"},
+      {{"bench"}, "--problem"},
+      {{"bench", "--problem", "g3mb1ic4ih8oc4kh3"}, "g3mb1ic4ih8oc4kh3"},
+  };
+  for (const Case& c : cases) {
+    const Exit r = run(c.args, dir);
+    std::string shown = "convkit";
+    for (const auto& a : c.args) shown += " " + a;
+    EXPECT_EQ(r.signal, 0) << shown << " died of a signal";
+    EXPECT_GT(r.status, 0) << shown;
+    EXPECT_NE(r.status, 130) << shown;
+    EXPECT_TRUE(has(r.err, c.names)) << shown;
+    EXPECT_TRUE(has(r.err, "--help")) << shown;
+    EXPECT_FALSE(has(r.err, "terminate called")) << shown;
+    EXPECT_LE(std::count(r.err.begin(), r.err.end(), '\n'), 2) << shown << ":\n" << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace convkit
