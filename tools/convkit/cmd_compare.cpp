@@ -20,10 +20,13 @@ namespace convkit::cli {
 
 namespace {
 
+// The defaults fit the README's main job into about a minute of training on 2 cores: a short
+// budget, where augmentation only slows learning down (measured: MobileNetV2 0.35 reached 20%
+// test accuracy with crops and flips, 34% without, after 3 epochs of 4,000 images).
 struct CompareArgs {
-  DataOptions data;
-  TrainConfig config{.epochs = 4, .augment = {.crop_padding = 2, .horizontal_flip = true}};
-  double width = 1.0;  // the two CNNs'; the MobileNetV2 is always width 0.35
+  DataOptions data{.train_size = 4000};
+  TrainConfig config{.epochs = 3, .batch = 32};
+  double width = 0.5;  // the two CNNs' (16-32-64 channels); the MobileNetV2 is width 0.35
   std::filesystem::path report = "report.html";
   int threads = 0;
 };
@@ -145,7 +148,8 @@ Runner add_compare(CLI::App& app) {
       "the same data with the same budget; print a table and write an HTML report");
   add_data_options(*cmd, args->data);
   add_train_options(*cmd, args->config);
-  cmd->add_option("--width", args->width, "channel width multiplier of the two CNNs")
+  cmd->add_option("--width", args->width,
+                  "channel width multiplier of the two CNNs (default 0.5: 16-32-64 channels)")
       ->check(positive());
   cmd->add_option("--report", args->report, "where the HTML report goes (default report.html)");
   add_threads_option(*cmd, args->threads);

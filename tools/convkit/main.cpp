@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
       "depthwise and separable convolutions, on the CPU."};
   app.name("convkit");
   app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();  // --help shows every default
   app.fallthrough(false);
   const convkit::cli::Runner runners[] = {
       convkit::cli::add_compare(app), convkit::cli::add_train(app),

@@ -89,16 +89,19 @@ void add_train_options(CLI::App& app, TrainConfig& c) {
                  "weight decay 5e-4); cosine schedule with a 5% warm-up")
       ->check(CLI::IsMember({"sgd", "adamw"}));
   app.add_option("--lr", c.lr, "peak learning rate (default: the optimizer's)")
-      ->check(positive());
+      ->check(positive())
+      ->default_str("");
   app.add_option("--weight-decay", c.weight_decay, "weight decay (default: the optimizer's)")
-      ->check(non_negative());
+      ->check(non_negative())
+      ->default_str("");
   app.add_option("--seed", c.seed, "weights, data order and augmentation");
   app.add_option("--crop-padding", c.augment.crop_padding,
                  "random crop after zero padding by this many pixels (0: off)")
       ->check(non_negative());
   app.add_flag("--flip,!--no-flip", c.augment.horizontal_flip, "random horizontal flips");
   app.add_flag("!--nchw", c.channels_last,
-               "keep batches in NCHW instead of channels-last (NHWC)");
+               "keep batches in NCHW instead of channels-last (NHWC)")
+      ->default_str("");
 }
 
 void add_threads_option(CLI::App& app, int& threads) {

@@ -86,7 +86,7 @@ std::map<std::string, std::string> run_identity(const ModelSpec& spec, const Tra
   id["train.weight_decay"] = fmt::format("{}", r.weight_decay);
   id["train.seed"] = std::to_string(c.seed);
   id["train.crop_padding"] = std::to_string(c.augment.crop_padding);
-  id["train.flip"] = c.augment.horizontal_flip ? "1" : "0";
+  id["train.flip"] = std::to_string(c.augment.horizontal_flip ? 1 : 0);
   return id;
 }
 
