@@ -20,7 +20,7 @@
 
 #include "convkit/io/checkpoint.hpp"
 #include "convkit/io/safetensors.hpp"
-#include "xml_check.hpp"
+#include "tools/xml_check.hpp"
 
 extern char** environ;
 
@@ -125,7 +125,7 @@ TEST(Cli, CompareTrainsThreeModelsAndWritesAWellFormedReport) {
   EXPECT_TRUE(has(r.out, "report: " + fs::absolute(report).lexically_normal().string()));
   ASSERT_TRUE(fs::exists(report));
   const std::string html = slurp(report);
-  EXPECT_EQ(test::xml_problem(html), "") << "report.html is not well-formed";
+  EXPECT_EQ(test::markup_problem(html), "") << "report.html is not well-formed";
   EXPECT_TRUE(has(html, "<svg"));
   EXPECT_FALSE(has(html, "http://cdn"));
   EXPECT_FALSE(has(html, "<script"));
