@@ -233,6 +233,77 @@ TEST(Cli, CtrlCStopsCleanlyAndLeavesTheLastCheckpointLoadable) {
   const io::Checkpoint ck = io::load_checkpoint(ckpt);
   EXPECT_GE(ck.epoch, 1);
   EXPECT_EQ(ck.extra.at("convkit.model"), "standard_cnn");
+  const Exit s = run({"summary", ckpt.string()}, dir);  // a checkpoint names its model too
+  EXPECT_EQ(s.status, 0) << s.err;
+  EXPECT_TRUE(has(s.out, "standard_cnn")) << s.out;
+}
+
+void write_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// `n` records of a CIFAR-10 binary file: a label byte, then 3072 pixel bytes.
+std::vector<unsigned char> cifar_records(int n, int seed) {
+  std::vector<unsigned char> bytes;
+  for (int i = 0; i < n; ++i) {
+    bytes.push_back(static_cast<unsigned char>(i % 10));
+    for (int k = 0; k < 3072; ++k) bytes.push_back(static_cast<unsigned char>((k * 7 + i * 13 + seed) % 256));
+  }
+  return bytes;
+}
+
+/// An MNIST IDX file of `n` images (28x28) or labels: big-endian magic and sizes, then bytes.
+std::vector<unsigned char> idx_file(bool images, int n) {
+  auto be32 = [](std::vector<unsigned char>& b, std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<unsigned char>(v >> shift));
+  };
+  std::vector<unsigned char> b;
+  be32(b, images ? 2051 : 2049);
+  be32(b, static_cast<std::uint32_t>(n));
+  if (images) {
+    be32(b, 28);
+    be32(b, 28);
+  }
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < (images ? 784 : 1); ++k)
+      b.push_back(static_cast<unsigned char>(images ? (k + i * 31) % 256 : i % 10));
+  return b;
+}
+
+TEST(Cli, TrainsOnCifar10AndMnistFiles) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("files");
+  const fs::path cifar = dir / "cifar-10-batches-bin", mnist = dir / "mnist";
+  fs::create_directories(cifar);
+  fs::create_directories(mnist);
+  for (int b = 1; b <= 5; ++b)
+    write_bytes(cifar / ("data_batch_" + std::to_string(b) + ".bin"), cifar_records(8, b));
+  write_bytes(cifar / "test_batch.bin", cifar_records(10, 9));
+  write_bytes(mnist / "train-images-idx3-ubyte", idx_file(true, 40));
+  write_bytes(mnist / "train-labels-idx1-ubyte", idx_file(false, 40));
+  write_bytes(mnist / "t10k-images-idx3-ubyte", idx_file(true, 10));
+  write_bytes(mnist / "t10k-labels-idx1-ubyte", idx_file(false, 10));
+
+  const Exit c = run({"train", "--data", "cifar10", "--data-dir", dir.string(), "--model",
+                      "separable_cnn", "--epochs", "1", "--batch", "10", "--no-checkpoint",
+                      "--threads", "1"},
+                     dir);
+  ASSERT_EQ(c.status, 0) << c.out << c.err;
+  EXPECT_TRUE(has(c.out, "40 train / 10 test images, 3x32x32, 10 classes")) << c.out;
+
+  const fs::path exported = dir / "mnist.safetensors";
+  const Exit m = run({"train", "--data", "mnist", "--data-dir", mnist.string(), "--model",
+                      "mobilenet_v1", "--width", "0.25", "--epochs", "1", "--batch", "10",
+                      "--no-checkpoint", "--threads", "1", "--export", exported.string()},
+                     dir);
+  ASSERT_EQ(m.status, 0) << m.out << m.err;
+  EXPECT_TRUE(has(m.out, "40 train / 10 test images, 1x28x28, 10 classes")) << m.out;
+  // A grey stem, and the summary rebuilds the model at the size it was trained on.
+  EXPECT_EQ(io::load_safetensors(exported).at("features.0.0.weight").shape(), Shape({8, 1, 3, 3}));
+  const Exit s = run({"summary", exported.string()}, dir);
+  ASSERT_EQ(s.status, 0) << s.err;
+  EXPECT_TRUE(has(s.out, "input: [1, 1, 28, 28]")) << s.out;
 }
 
 /// Each bad argument: a non-zero exit (not a crash), a message naming the problem, the
