@@ -209,6 +209,13 @@ TEST(Cli, BenchTimesEveryPass) {
   for (const char* pass : {" fwd ", " bwd_d ", " bwd_w "}) EXPECT_TRUE(has(r.out, pass));
   EXPECT_TRUE(has(r.out, "GFLOP/s"));
   EXPECT_TRUE(has(r.out, "dwconv2d_f32_nhwc"));
+  // The same problem spelled as flags.
+  const Exit f = run({"bench", "--g", "8", "--mb", "2", "--ic", "8", "--ih", "12", "--oc", "8",
+                      "--kh", "3", "--ph", "1", "--passes", "fwd", "--time", "0.01"},
+                     dir);
+  ASSERT_EQ(f.status, 0) << f.err;
+  EXPECT_TRUE(has(f.out, "g8mb2ic8ih12iw12oc8oh12ow12kh3kw3")) << f.out;
+  EXPECT_FALSE(has(f.out, " bwd_w ")) << f.out;
 }
 
 TEST(Cli, CtrlCStopsCleanlyAndLeavesTheLastCheckpointLoadable) {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <map>
 
 #include "commands.hpp"
 #include "convkit/core/error.hpp"
@@ -18,8 +19,22 @@ namespace convkit::cli {
 
 namespace {
 
+/// The benchdnn letters a problem can be given by, one flag each (--mb 8 --ic 32 ...).
+struct Letter {
+  const char* name;
+  const char* meaning;
+};
+constexpr Letter kLetters[] = {
+    {"g", "groups"},          {"mb", "batch"},         {"ic", "input channels"},
+    {"ih", "input height"},   {"iw", "input width"},   {"oc", "output channels"},
+    {"kh", "kernel height"},  {"kw", "kernel width"},  {"sh", "stride (height)"},
+    {"sw", "stride (width)"}, {"ph", "padding (height)"}, {"pw", "padding (width)"},
+    {"dh", "dilation (height) as benchdnn writes it: taps skipped, 0 = none"},
+    {"dw", "dilation (width), as --dh"}};
+
 struct BenchArgs {
   std::vector<std::string> problems;
+  std::map<std::string, std::int64_t> sizes;  // from the per-letter flags
   std::filesystem::path shapes;
   std::string layout = "nchw";
   std::vector<std::string> passes{"fwd", "bwd_d", "bwd_w"};
@@ -57,11 +72,19 @@ std::vector<std::string> read_shapes(const std::filesystem::path& path) {
 int run_bench(const BenchArgs& a) {
   const int threads = apply_threads(a.threads);
   std::vector<std::string> lines = a.problems;
+  if (!a.sizes.empty()) {  // the flags spell one more problem, in benchdnn's letter order
+    std::string line;
+    for (const Letter& letter : kLetters)
+      if (const auto it = a.sizes.find(letter.name); it != a.sizes.end())
+        line += letter.name + std::to_string(it->second);
+    lines.push_back(line);
+  }
   if (!a.shapes.empty())
     for (std::string& line : read_shapes(a.shapes)) lines.push_back(std::move(line));
   if (lines.empty())
     throw InvalidArgument("give at least one --problem (e.g. "
-                          "g32mb8ic32ih112iw112oc32kh3kw3sh1sw1ph1pw1) or --shapes FILE");
+                          "g32mb8ic32ih112iw112oc32kh3kw3sh1sw1ph1pw1), --shapes FILE or the "
+                          "sizes as flags (--ic 32 --ih 112 --oc 32 --kh 3 ...)");
   const MemoryFormat format =
       a.layout == "nhwc" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
   std::vector<ConvProblem> problems;
@@ -75,8 +98,10 @@ int run_bench(const BenchArgs& a) {
   std::printf("threads %d, layout %s, float32; time = best of repeated calls after a warm-up\n",
               threads, a.layout.c_str());
   std::printf("bytes = src + dst + weights read or written once; flops = 2 x multiply-adds\n\n");
-  std::printf("%-48s %-6s %-30s %10s %9s %10s\n", "problem", "pass", "kernel", "ms", "GB/s",
-              "GFLOP/s");
+  int width = 7;
+  for (const ConvProblem& p : problems) width = std::max(width, static_cast<int>(p.str().size()));
+  std::printf("%-*s %-6s %-34s %10s %9s %10s\n", width, "problem", "pass", "kernel", "ms",
+              "GB/s", "GFLOP/s");
   for (const ConvProblem& p : problems) {
     const Tensor src = Tensor::uniform(p.src_shape(), -1, 1, 1, DType::F32, format);
     const Tensor wei = Tensor::uniform(p.wei_shape(), -1, 1, 2);
@@ -90,7 +115,7 @@ int run_bench(const BenchArgs& a) {
       if (pass == "bwd_d") run = [&] { conv_backward_data(p, diff_dst, wei); };
       if (pass == "bwd_w") run = [&] { conv_backward_weights(p, src, diff_dst); };
       const double t = best_time(run, a.seconds);
-      std::printf("%-48s %-6s %-30s %10.3f %9.1f %10.1f\n", p.str().c_str(), pass.c_str(),
+      std::printf("%-*s %-6s %-34s %10.3f %9.1f %10.1f\n", width, p.str().c_str(), pass.c_str(),
                   last_conv_kernel().c_str(), 1e3 * t, bytes / t * 1e-9, flops / t * 1e-9);
       std::fflush(stdout);
     }
@@ -107,6 +132,14 @@ Runner add_bench(CLI::App& app) {
   cmd->add_option("--problem", args->problems,
                   "benchdnn-style problem, e.g. g32mb8ic32ih112iw112oc32kh3kw3sh1sw1ph1pw1 "
                   "(repeatable; omitted sizes default as in benchdnn: iw = ih, kw = kh, ...)");
+  for (const Letter& letter : kLetters) {
+    // Each flag fills its entry only when given, so parse() applies benchdnn's defaults.
+    const std::string name = letter.name;
+    cmd->add_option_function<std::int64_t>(
+           "--" + name, [args, name](const std::int64_t& v) { args->sizes[name] = v; },
+           letter.meaning)
+        ->group("Problem by flags (one more problem; omitted sizes as in benchdnn)");
+  }
   cmd->add_option("--shapes", args->shapes, "a file with one problem per line ('#' comments)");
   cmd->add_option("--layout", args->layout, "nchw or nhwc (channels-last)")
       ->check(CLI::IsMember({"nchw", "nhwc"}));

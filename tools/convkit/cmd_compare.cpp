@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 
 #include "commands.hpp"
 #include "convkit/core/error.hpp"
@@ -55,6 +56,17 @@ double latency_ms(nn::Module& model, const Shape& image, std::int64_t batch, boo
   return 1e3 * times[times.size() / 2];
 }
 
+/// The processor's name from /proc/cpuinfo, or "unknown CPU".
+std::string cpu_name() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("model name")) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos && colon + 2 <= line.size()) return line.substr(colon + 2);
+    }
+  return "unknown CPU";
+}
+
 std::string now_iso() {
   const std::time_t t = std::time(nullptr);
   std::tm utc{};
@@ -78,13 +90,14 @@ int run_compare(CompareArgs& a) {
   CompareReport report;
   report.dataset = data.description;
   report.budget = fmt::format(
-      "{} epochs of batch {}, {} (peak lr {}), cosine schedule, augmentation: crop padding {}, "
-      "{}flip; seed {}",
-      a.config.epochs, a.config.batch, a.config.optimizer,
-      a.config.lr > 0 ? fmt::format("{}", a.config.lr) : std::string("default"),
-      a.config.augment.crop_padding, a.config.augment.horizontal_flip ? "" : "no ",
+      "{} epochs of batch {}; {}, warm-up then cosine decay; augmentation: {}; seed {}",
+      a.config.epochs, a.config.batch, describe_optimizer(a.config),
+      a.config.augment.crop_padding == 0 && !a.config.augment.horizontal_flip
+          ? std::string("none")
+          : fmt::format("crop padding {}, {}flip", a.config.augment.crop_padding,
+                        a.config.augment.horizontal_flip ? "" : "no "),
       a.config.seed);
-  report.machine = fmt::format("{} threads, {} batches, convkit {}", threads,
+  report.machine = fmt::format("{}, {} threads, {} batches, convkit {}", cpu_name(), threads,
                                a.config.channels_last ? "channels-last" : "NCHW", "0.1.0");
   report.date = now_iso();
   std::printf("data: %s\nbudget: %s\nmachine: %s\n", report.dataset.c_str(),

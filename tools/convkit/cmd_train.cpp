@@ -49,8 +49,8 @@ int run_train(TrainArgs& a) {
   nn::manual_seed(a.config.seed);
   const auto model = make_model(a.spec);
   const nn::ParamCount params = nn::count_params(*model);
-  std::printf("model: %s (%s), %s parameters\ndata: %s\nthreads: %d\n", a.spec.preset.c_str(),
-              describe(a.spec).c_str(), nn::with_commas(params.total).c_str(),
+  std::printf("model: %s (%s), %s trainable parameters\ndata: %s\nthreads: %d\n", a.spec.preset.c_str(),
+              describe(a.spec).c_str(), nn::with_commas(params.trainable).c_str(),
               data.description.c_str(), threads);
   std::fflush(stdout);
 

@@ -144,8 +144,11 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
+  // Closed whatever fsync says; the rename happens only when both succeeded.
+  int err = ::fsync(fd) == 0 ? 0 : errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
     ::unlink(tmp.c_str());
     throw IoError(fmt::format("cannot write '{}': {}", path.string(), std::strerror(err)));
   }

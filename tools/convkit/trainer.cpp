@@ -143,6 +143,13 @@ std::vector<EpochStats> resume_from(const std::filesystem::path& path, nn::Modul
 
 }  // namespace
 
+std::string describe_optimizer(const TrainConfig& config) {
+  const Resolved r = resolve(config);
+  return fmt::format("{}, peak lr {}, weight decay {}",
+                     config.optimizer == "sgd" ? "SGD (Nesterov momentum 0.9)" : "AdamW", r.lr,
+                     r.weight_decay);
+}
+
 std::atomic<bool>& stop_requested() {
   static std::atomic<bool> flag{false};
   return flag;

@@ -52,6 +52,10 @@ using StepCallback =
                        double accuracy, double images_per_s)>;
 using EpochCallback = std::function<void(const EpochStats&)>;
 
+/// "AdamW, peak lr 0.003, weight decay 0.05" (the defaults resolved). Throws like train()
+/// for an unknown optimizer.
+std::string describe_optimizer(const TrainConfig& config);
+
 /// Set by the SIGINT handler; the trainer checks it between steps.
 std::atomic<bool>& stop_requested();
 /// Installs a SIGINT handler that sets stop_requested() once; a second Ctrl-C kills.
