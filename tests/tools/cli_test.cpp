@@ -48,7 +48,8 @@ std::string slurp(const fs::path& path) {
 
 /// A fresh folder per test under the build tree's temporary folder.
 fs::path work_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("convkit_cli_test_" + std::to_string(::getpid())) / name;
+  const fs::path dir =
+      fs::temp_directory_path() / ("convkit_cli_test_" + std::to_string(::getpid())) / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -95,8 +96,8 @@ Exit run(const std::vector<std::string>& args, const fs::path& dir) {
 
 /// Tiny embedded data and a short budget: a run takes a second or two.
 std::vector<std::string> tiny(std::vector<std::string> args) {
-  for (const char* a : {"--train-size", "120", "--test-size", "40", "--batch", "40",
-                        "--threads", "2"})
+  for (const char* a :
+       {"--train-size", "120", "--test-size", "40", "--batch", "40", "--threads", "2"})
     args.emplace_back(a);
   return args;
 }
@@ -136,7 +137,8 @@ TEST(Cli, CompareTrainsThreeModelsAndWritesAWellFormedReport) {
 
 std::vector<std::pair<std::string, std::vector<double>>> weights(const fs::path& path) {
   std::vector<std::pair<std::string, std::vector<double>>> out;
-  for (const auto& [name, t] : io::load_safetensors(path).tensors) out.emplace_back(name, t.to_vector());
+  for (const auto& [name, t] : io::load_safetensors(path).tensors)
+    out.emplace_back(name, t.to_vector());
   return out;
 }
 
@@ -174,8 +176,8 @@ TEST(Cli, ExportHasPyTorchNamesAndSummaryReadsItBack) {
   const fs::path dir = work_dir("export");
   const fs::path exported = dir / "w.safetensors";
   const Exit r = run(tiny({"train", "--model", "mobilenet_v2", "--width", "0.35", "--epochs", "1",
-                          "--no-checkpoint", "--export", exported.string()}),
-                    dir);
+                           "--no-checkpoint", "--export", exported.string()}),
+                     dir);
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   const io::SafetensorsFile file = io::load_safetensors(exported);
   for (const char* key : {"features.0.0.weight", "features.1.conv.0.0.weight",
@@ -193,7 +195,8 @@ TEST(Cli, ExportHasPyTorchNamesAndSummaryReadsItBack) {
 TEST(Cli, SummaryOfAPresetMatchesTorchvisionCounts) {
   SKIP_WITHOUT_CLI();
   const fs::path dir = work_dir("summary");
-  const Exit r = run({"summary", "mobilenet_v2", "--input", "1,3,224,224", "--classes", "1000"}, dir);
+  const Exit r =
+      run({"summary", "mobilenet_v2", "--input", "1,3,224,224", "--classes", "1000"}, dir);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(has(r.out, "Trainable params: 3,504,872")) << r.out;  // torchvision's count
   EXPECT_TRUE(has(r.out, "features.17.conv.2"));
@@ -203,8 +206,8 @@ TEST(Cli, BenchTimesEveryPass) {
   SKIP_WITHOUT_CLI();
   const fs::path dir = work_dir("bench");
   const Exit r = run({"bench", "--problem", "g8mb2ic8ih12oc8kh3ph1", "--layout", "nhwc", "--time",
-                     "0.01", "--threads", "1"},
-                    dir);
+                      "0.01", "--threads", "1"},
+                     dir);
   ASSERT_EQ(r.status, 0) << r.err;
   for (const char* pass : {" fwd ", " bwd_d ", " bwd_w "}) EXPECT_TRUE(has(r.out, pass));
   EXPECT_TRUE(has(r.out, "GFLOP/s"));
@@ -222,11 +225,10 @@ TEST(Cli, CtrlCStopsCleanlyAndLeavesTheLastCheckpointLoadable) {
   SKIP_WITHOUT_CLI();
   const fs::path dir = work_dir("sigint");
   const fs::path ckpt = dir / "run.ckpt";
-  const pid_t pid =
-      start({"train", "--model", "standard_cnn", "--width", "0.5", "--train-size", "400",
-             "--test-size", "40", "--batch", "20", "--epochs", "50", "--threads", "1",
-             "--checkpoint", ckpt.string()},
-            dir);
+  const pid_t pid = start(
+      {"train", "--model", "standard_cnn", "--width", "0.5", "--train-size", "400", "--test-size",
+       "40", "--batch", "20", "--epochs", "50", "--threads", "1", "--checkpoint", ckpt.string()},
+      dir);
   // Wait for the first checkpoint, then interrupt in the middle of a later epoch.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!fs::exists(ckpt) && std::chrono::steady_clock::now() < deadline)
@@ -255,7 +257,8 @@ std::vector<unsigned char> cifar_records(int n, int seed) {
   std::vector<unsigned char> bytes;
   for (int i = 0; i < n; ++i) {
     bytes.push_back(static_cast<unsigned char>(i % 10));
-    for (int k = 0; k < 3072; ++k) bytes.push_back(static_cast<unsigned char>((k * 7 + i * 13 + seed) % 256));
+    for (int k = 0; k < 3072; ++k)
+      bytes.push_back(static_cast<unsigned char>((k * 7 + i * 13 + seed) % 256));
   }
   return bytes;
 }
@@ -263,7 +266,8 @@ std::vector<unsigned char> cifar_records(int n, int seed) {
 /// An MNIST IDX file of `n` images (28x28) or labels: big-endian magic and sizes, then bytes.
 std::vector<unsigned char> idx_file(bool images, int n) {
   auto be32 = [](std::vector<unsigned char>& b, std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<unsigned char>(v >> shift));
+    for (int shift = 24; shift >= 0; shift -= 8)
+      b.push_back(static_cast<unsigned char>(v >> shift));
   };
   std::vector<unsigned char> b;
   be32(b, images ? 2051 : 2049);
@@ -292,10 +296,10 @@ TEST(Cli, TrainsOnCifar10AndMnistFiles) {
   write_bytes(mnist / "t10k-images-idx3-ubyte", idx_file(true, 10));
   write_bytes(mnist / "t10k-labels-idx1-ubyte", idx_file(false, 10));
 
-  const Exit c = run({"train", "--data", "cifar10", "--data-dir", dir.string(), "--model",
-                      "separable_cnn", "--epochs", "1", "--batch", "10", "--no-checkpoint",
-                      "--threads", "1"},
-                     dir);
+  const Exit c =
+      run({"train", "--data", "cifar10", "--data-dir", dir.string(), "--model", "separable_cnn",
+           "--epochs", "1", "--batch", "10", "--no-checkpoint", "--threads", "1"},
+          dir);
   ASSERT_EQ(c.status, 0) << c.out << c.err;
   EXPECT_TRUE(has(c.out, "40 train / 10 test images, 3x32x32, 10 classes")) << c.out;
 

@@ -25,10 +25,18 @@ struct Letter {
   const char* meaning;
 };
 constexpr Letter kLetters[] = {
-    {"g", "groups"},          {"mb", "batch"},         {"ic", "input channels"},
-    {"ih", "input height"},   {"iw", "input width"},   {"oc", "output channels"},
-    {"kh", "kernel height"},  {"kw", "kernel width"},  {"sh", "stride (height)"},
-    {"sw", "stride (width)"}, {"ph", "padding (height)"}, {"pw", "padding (width)"},
+    {"g", "groups"},
+    {"mb", "batch"},
+    {"ic", "input channels"},
+    {"ih", "input height"},
+    {"iw", "input width"},
+    {"oc", "output channels"},
+    {"kh", "kernel height"},
+    {"kw", "kernel width"},
+    {"sh", "stride (height)"},
+    {"sw", "stride (width)"},
+    {"ph", "padding (height)"},
+    {"pw", "padding (width)"},
     {"dh", "dilation (height) as benchdnn writes it: taps skipped, 0 = none"},
     {"dw", "dilation (width), as --dh"}};
 
@@ -82,9 +90,10 @@ int run_bench(const BenchArgs& a) {
   if (!a.shapes.empty())
     for (std::string& line : read_shapes(a.shapes)) lines.push_back(std::move(line));
   if (lines.empty())
-    throw InvalidArgument("give at least one --problem (e.g. "
-                          "g32mb8ic32ih112iw112oc32kh3kw3sh1sw1ph1pw1), --shapes FILE or the "
-                          "sizes as flags (--ic 32 --ih 112 --oc 32 --kh 3 ...)");
+    throw InvalidArgument(
+        "give at least one --problem (e.g. "
+        "g32mb8ic32ih112iw112oc32kh3kw3sh1sw1ph1pw1), --shapes FILE or the "
+        "sizes as flags (--ic 32 --ih 112 --oc 32 --kh 3 ...)");
   const MemoryFormat format =
       a.layout == "nhwc" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
   std::vector<ConvProblem> problems;
@@ -100,14 +109,14 @@ int run_bench(const BenchArgs& a) {
   std::printf("bytes = src + dst + weights read or written once; flops = 2 x multiply-adds\n\n");
   int width = 7;
   for (const ConvProblem& p : problems) width = std::max(width, static_cast<int>(p.str().size()));
-  std::printf("%-*s %-6s %-34s %10s %9s %10s\n", width, "problem", "pass", "kernel", "ms",
-              "GB/s", "GFLOP/s");
+  std::printf("%-*s %-6s %-34s %10s %9s %10s\n", width, "problem", "pass", "kernel", "ms", "GB/s",
+              "GFLOP/s");
   for (const ConvProblem& p : problems) {
     const Tensor src = Tensor::uniform(p.src_shape(), -1, 1, 1, DType::F32, format);
     const Tensor wei = Tensor::uniform(p.wei_shape(), -1, 1, 2);
     const Tensor diff_dst = Tensor::uniform(p.dst_shape(), -1, 1, 3, DType::F32, format);
-    const double bytes = 4.0 * static_cast<double>(p.src_shape().numel() +
-                                                   p.dst_shape().numel() + p.wei_shape().numel());
+    const double bytes = 4.0 * static_cast<double>(p.src_shape().numel() + p.dst_shape().numel() +
+                                                   p.wei_shape().numel());
     const double flops = 2.0 * static_cast<double>(p.macs());
     for (const std::string& pass : a.passes) {
       std::function<void()> run;

@@ -44,8 +44,9 @@ double latency_ms(nn::Module& model, const Shape& image, std::int64_t batch, boo
   model(ag::Variable(x));
   std::vector<double> times;
   const auto start = Clock::now();
-  while (static_cast<int>(times.size()) < max_calls &&
-         (times.size() < 3 || std::chrono::duration<double>(Clock::now() - start).count() < budget)) {
+  while (
+      static_cast<int>(times.size()) < max_calls &&
+      (times.size() < 3 || std::chrono::duration<double>(Clock::now() - start).count() < budget)) {
     const auto t0 = Clock::now();
     model(ag::Variable(x));
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
@@ -82,26 +83,26 @@ int run_compare(CompareArgs& a) {
   const LoadedData data = load_data(a.data);
   const Shape& image = data.split.train.images.shape();
   if (image[2] != image[3])
-    throw InvalidArgument(fmt::format("the presets take square images, the data has {}x{}",
-                                      image[2], image[3]));
+    throw InvalidArgument(
+        fmt::format("the presets take square images, the data has {}x{}", image[2], image[3]));
   const std::vector<ModelSpec> specs{{.preset = "standard_cnn", .width = a.width},
                                      {.preset = "separable_cnn", .width = a.width},
                                      {.preset = "mobilenet_v2", .width = 0.35}};
   CompareReport report;
   report.dataset = data.description;
-  report.budget = fmt::format(
-      "{} epochs of batch {}; {}, warm-up then cosine decay; augmentation: {}; seed {}",
-      a.config.epochs, a.config.batch, describe_optimizer(a.config),
-      a.config.augment.crop_padding == 0 && !a.config.augment.horizontal_flip
-          ? std::string("none")
-          : fmt::format("crop padding {}, {}flip", a.config.augment.crop_padding,
-                        a.config.augment.horizontal_flip ? "" : "no "),
-      a.config.seed);
+  report.budget =
+      fmt::format("{} epochs of batch {}; {}, warm-up then cosine decay; augmentation: {}; seed {}",
+                  a.config.epochs, a.config.batch, describe_optimizer(a.config),
+                  a.config.augment.crop_padding == 0 && !a.config.augment.horizontal_flip
+                      ? std::string("none")
+                      : fmt::format("crop padding {}, {}flip", a.config.augment.crop_padding,
+                                    a.config.augment.horizontal_flip ? "" : "no "),
+                  a.config.seed);
   report.machine = fmt::format("{}, {} threads, {} batches, convkit {}", cpu_name(), threads,
                                a.config.channels_last ? "channels-last" : "NCHW", "0.1.0");
   report.date = now_iso();
-  std::printf("data: %s\nbudget: %s\nmachine: %s\n", report.dataset.c_str(),
-              report.budget.c_str(), report.machine.c_str());
+  std::printf("data: %s\nbudget: %s\nmachine: %s\n", report.dataset.c_str(), report.budget.c_str(),
+              report.machine.c_str());
   std::fflush(stdout);
 
   Progress progress;
@@ -121,8 +122,9 @@ int run_compare(CompareArgs& a) {
     progress.begin(r.name, a.config.epochs);
     const TrainResult result = train(
         *model, spec, data.split, a.config,
-        [&](int epoch, std::int64_t step, std::int64_t steps, double loss, double acc,
-            double ips) { progress.step(epoch, step, steps, loss, acc, ips); },
+        [&](int epoch, std::int64_t step, std::int64_t steps, double loss, double acc, double ips) {
+          progress.step(epoch, step, steps, loss, acc, ips);
+        },
         [&](const EpochStats& e) {
           progress.epoch_done(e.epoch, e.train_loss, e.train_accuracy, e.test_accuracy,
                               e.train_seconds);

@@ -32,8 +32,8 @@ Shape parse_input(const std::string& text) {
     std::int64_t v = 0;
     const auto [next, ec] = std::from_chars(p, end, v);
     if (ec != std::errc() || v <= 0 || (next != end && *next != ','))
-      throw InvalidArgument(fmt::format(
-          "--input must be four positive integers N,C,H,W, got '{}'", text));
+      throw InvalidArgument(
+          fmt::format("--input must be four positive integers N,C,H,W, got '{}'", text));
     sizes.push_back(v);
     p = next + 1;
   }
@@ -70,9 +70,8 @@ int run_summary(const SummaryArgs& a) {
     model = make_model(spec);
   } else {
     if (!std::filesystem::exists(a.model))
-      throw InvalidArgument(fmt::format(
-          "MODEL '{}' is neither a preset ({}) nor an existing file", a.model,
-          fmt::join(names, ", ")));
+      throw InvalidArgument(fmt::format("MODEL '{}' is neither a preset ({}) nor an existing file",
+                                        a.model, fmt::join(names, ", ")));
     nn::StateDict state;
     std::tie(spec, state) = read_model_file(a.model);
     model = make_model(spec);
@@ -96,8 +95,9 @@ int run_summary(const SummaryArgs& a) {
 Runner add_summary(CLI::App& app) {
   auto args = std::make_shared<SummaryArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "summary", "print the layer table (output shapes, parameters, MACs, receptive field) of "
-                 "a preset or of a file written by convkit train (--export or --checkpoint)");
+      "summary",
+      "print the layer table (output shapes, parameters, MACs, receptive field) of "
+      "a preset or of a file written by convkit train (--export or --checkpoint)");
   cmd->add_option("MODEL", args->model,
                   "a preset (standard_cnn, separable_cnn, mobilenet_v1, mobilenet_v2) or a "
                   ".safetensors file")
@@ -105,10 +105,8 @@ Runner add_summary(CLI::App& app) {
   cmd->add_option("--input", args->input,
                   "input shape N,C,H,W (default 1,3,32,32 for presets, the trained size for "
                   "files)");
-  cmd->add_option("--width", args->width, "presets: channel width multiplier")
-      ->check(positive());
-  cmd->add_option("--classes", args->classes, "presets: number of classes")
-      ->check(positive());
+  cmd->add_option("--width", args->width, "presets: channel width multiplier")->check(positive());
+  cmd->add_option("--classes", args->classes, "presets: number of classes")->check(positive());
   return [args] { return run_summary(*args); };
 }
 

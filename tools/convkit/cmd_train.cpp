@@ -41,17 +41,17 @@ int run_train(TrainArgs& a) {
   const LoadedData data = load_data(a.data);
   const Shape& image = data.split.train.images.shape();
   if (image[2] != image[3])
-    throw InvalidArgument(fmt::format("the presets take square images, the data has {}x{}",
-                                      image[2], image[3]));
+    throw InvalidArgument(
+        fmt::format("the presets take square images, the data has {}x{}", image[2], image[3]));
   a.spec.classes = data.split.train.num_classes();
   a.spec.in_channels = image[1];
   a.spec.image_size = image[2];
   nn::manual_seed(a.config.seed);
   const auto model = make_model(a.spec);
   const nn::ParamCount params = nn::count_params(*model);
-  std::printf("model: %s (%s), %s trainable parameters\ndata: %s\nthreads: %d\n", a.spec.preset.c_str(),
-              describe(a.spec).c_str(), nn::with_commas(params.trainable).c_str(),
-              data.description.c_str(), threads);
+  std::printf("model: %s (%s), %s trainable parameters\ndata: %s\nthreads: %d\n",
+              a.spec.preset.c_str(), describe(a.spec).c_str(),
+              nn::with_commas(params.trainable).c_str(), data.description.c_str(), threads);
   std::fflush(stdout);
 
   Progress progress;
@@ -105,8 +105,7 @@ Runner add_train(CLI::App& app) {
   cmd->add_option("--model", args->spec.preset,
                   "standard_cnn, separable_cnn, mobilenet_v1 or mobilenet_v2")
       ->check(CLI::IsMember(preset_names()));
-  cmd->add_option("--width", args->spec.width, "channel width multiplier")
-      ->check(positive());
+  cmd->add_option("--width", args->spec.width, "channel width multiplier")->check(positive());
   add_data_options(*cmd, args->data);
   add_train_options(*cmd, args->config);
   cmd->add_option("--checkpoint", args->checkpoint,

@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();  // --help shows every default
   app.fallthrough(false);
   const convkit::cli::Runner runners[] = {
-      convkit::cli::add_compare(app), convkit::cli::add_train(app),
-      convkit::cli::add_summary(app), convkit::cli::add_bench(app)};
+      convkit::cli::add_compare(app), convkit::cli::add_train(app), convkit::cli::add_summary(app),
+      convkit::cli::add_bench(app)};
   const auto subcommands = app.get_subcommands([](CLI::App*) { return true; });
   std::string name = "convkit";
   try {
@@ -27,9 +27,9 @@ int main(int argc, char** argv) {
     if (argc > 1 && argv[1][0] != '-' &&
         std::none_of(subcommands.begin(), subcommands.end(),
                      [&](const CLI::App* s) { return s->get_name() == argv[1]; }))
-      throw CLI::ParseError(
-          "unknown subcommand '" + std::string(argv[1]) + "' (choose compare, train, summary or bench)",
-          CLI::ExitCodes::ExtrasError);
+      throw CLI::ParseError("unknown subcommand '" + std::string(argv[1]) +
+                                "' (choose compare, train, summary or bench)",
+                            CLI::ExitCodes::ExtrasError);
     app.parse(argc, argv);
     for (std::size_t i = 0; i < subcommands.size(); ++i)
       if (subcommands[i]->parsed()) {

@@ -56,8 +56,8 @@ std::shared_ptr<nn::Module> make_cnn(const ModelSpec& spec, bool separable) {
 void check(const ModelSpec& spec) {
   const auto& names = preset_names();
   if (std::find(names.begin(), names.end(), spec.preset) == names.end())
-    throw InvalidArgument(fmt::format("model: unknown preset '{}' (choose one of: {})",
-                                      spec.preset, fmt::join(names, ", ")));
+    throw InvalidArgument(fmt::format("model: unknown preset '{}' (choose one of: {})", spec.preset,
+                                      fmt::join(names, ", ")));
   if (!(spec.width > 0) || !std::isfinite(spec.width))
     throw InvalidArgument(fmt::format("model: width must be > 0, got {}", spec.width));
   if (spec.classes <= 0)
@@ -80,8 +80,8 @@ const std::vector<std::string>& preset_names() {
 std::string describe(const ModelSpec& spec) {
   const auto w = [&](std::int64_t c) { return scaled(c, spec.width); };
   if (spec.preset == "standard_cnn")
-    return fmt::format("3 stages x 2 Conv3x3-BN-ReLU at {}-{}-{} channels, max-pool, linear",
-                       w(32), w(64), w(128));
+    return fmt::format("3 stages x 2 Conv3x3-BN-ReLU at {}-{}-{} channels, max-pool, linear", w(32),
+                       w(64), w(128));
   if (spec.preset == "separable_cnn")
     return fmt::format(
         "standard_cnn with each 3x3 conv as depthwise 3x3 + pointwise 1x1 ({}-{}-{} channels)",
@@ -127,7 +127,8 @@ ModelSpec from_metadata(const std::map<std::string, std::string>& metadata,
     std::int64_t v = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc() || end != text.data() + text.size())
-      throw FormatError(fmt::format("{}: metadata '{}' is '{}', not an integer", source, key, text));
+      throw FormatError(
+          fmt::format("{}: metadata '{}' is '{}', not an integer", source, key, text));
     return v;
   };
   ModelSpec spec;

@@ -42,10 +42,8 @@ void add_data_options(CLI::App& app, DataOptions& o) {
                  "embedded (generated shapes, the default), cifar10 (binary version) or mnist "
                  "(IDX files)")
       ->check(CLI::IsMember({"embedded", "cifar10", "mnist"}));
-  app.add_option("--data-dir", o.dir,
-                 "folder holding the CIFAR-10 .bin or MNIST -ubyte files");
-  app.add_option("--train-size", o.train_size, "embedded: training images")
-      ->check(positive());
+  app.add_option("--data-dir", o.dir, "folder holding the CIFAR-10 .bin or MNIST -ubyte files");
+  app.add_option("--train-size", o.train_size, "embedded: training images")->check(positive());
   app.add_option("--test-size", o.test_size, "embedded: test images")->check(positive());
   app.add_option("--image-size", o.image_size, "embedded: image side in pixels (>= 16)")
       ->check(CLI::Range(16, 256));
@@ -57,10 +55,8 @@ LoadedData load_data(const DataOptions& o) {
   if (o.source == "embedded") {
     if (!o.dir.empty())
       throw InvalidArgument("--data-dir is for --data cifar10 or mnist, not the embedded set");
-    d.split = io::make_shapes({.train = o.train_size,
-                               .test = o.test_size,
-                               .image_size = o.image_size,
-                               .seed = o.seed});
+    d.split = io::make_shapes(
+        {.train = o.train_size, .test = o.test_size, .image_size = o.image_size, .seed = o.seed});
   } else {
     if (o.dir.empty())
       throw InvalidArgument(fmt::format("--data {} needs --data-dir with its files", o.source));
@@ -69,12 +65,11 @@ LoadedData load_data(const DataOptions& o) {
     d.split = o.source == "cifar10" ? io::load_cifar10(o.dir) : io::load_mnist(o.dir);
   }
   const Shape& s = d.split.train.images.shape();
-  d.description =
-      fmt::format("{}: {} train / {} test images, {}x{}x{}, {} classes",
-                  o.source == "embedded" ? fmt::format("embedded shapes (seed {})", o.seed)
-                                         : fmt::format("{} from {}", o.source, o.dir.string()),
-                  d.split.train.size(), d.split.test.size(), s[1], s[2], s[3],
-                  d.split.train.num_classes());
+  d.description = fmt::format(
+      "{}: {} train / {} test images, {}x{}x{}, {} classes",
+      o.source == "embedded" ? fmt::format("embedded shapes (seed {})", o.seed)
+                             : fmt::format("{} from {}", o.source, o.dir.string()),
+      d.split.train.size(), d.split.test.size(), s[1], s[2], s[3], d.split.train.num_classes());
   const auto [mean, deviation] = io::channel_stats(d.split.train);
   io::normalize(d.split.train, mean, deviation);
   io::normalize(d.split.test, mean, deviation);
@@ -99,8 +94,7 @@ void add_train_options(CLI::App& app, TrainConfig& c) {
                  "random crop after zero padding by this many pixels (0: off)")
       ->check(non_negative());
   app.add_flag("--flip,!--no-flip", c.augment.horizontal_flip, "random horizontal flips");
-  app.add_flag("!--nchw", c.channels_last,
-               "keep batches in NCHW instead of channels-last (NHWC)")
+  app.add_flag("!--nchw", c.channels_last, "keep batches in NCHW instead of channels-last (NHWC)")
       ->default_str("");
 }
 
@@ -118,11 +112,11 @@ void check_writable(const std::filesystem::path& path, const std::string& what) 
   const std::filesystem::path folder =
       path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   if (!std::filesystem::is_directory(folder))
-    throw IoError(fmt::format("{} '{}': folder '{}' does not exist", what, path.string(),
-                              folder.string()));
+    throw IoError(
+        fmt::format("{} '{}': folder '{}' does not exist", what, path.string(), folder.string()));
   if (::access(folder.c_str(), W_OK) != 0)
-    throw IoError(fmt::format("{} '{}': folder '{}' is not writable", what, path.string(),
-                              folder.string()));
+    throw IoError(
+        fmt::format("{} '{}': folder '{}' is not writable", what, path.string(), folder.string()));
   if (std::filesystem::is_directory(path))
     throw IoError(fmt::format("{} '{}' is a folder", what, path.string()));
 }

@@ -41,8 +41,8 @@ void Progress::write_line(const std::string& text, bool in_place) {
   std::fflush(out_);
 }
 
-void Progress::step(int epoch, std::int64_t step, std::int64_t steps, double loss,
-                    double accuracy, double images_per_s) {
+void Progress::step(int epoch, std::int64_t step, std::int64_t steps, double loss, double accuracy,
+                    double images_per_s) {
   const double epoch_fraction = static_cast<double>(step) / static_cast<double>(steps);
   // The ETA assumes the remaining steps go at this run's average pace so far.
   const double elapsed = std::chrono::duration<double>(Clock::now() - run_start_).count();
@@ -57,9 +57,10 @@ void Progress::step(int epoch, std::int64_t step, std::int64_t steps, double los
     last_draw_ = now;
     constexpr int kWidth = 20;
     const int filled = static_cast<int>(epoch_fraction * kWidth);
-    write_line(fmt::format("{} [{}{}] {}", label_, std::string(static_cast<std::size_t>(filled), '#'),
-                           std::string(static_cast<std::size_t>(kWidth - filled), '.'), stats),
-               true);
+    write_line(
+        fmt::format("{} [{}{}] {}", label_, std::string(static_cast<std::size_t>(filled), '#'),
+                    std::string(static_cast<std::size_t>(kWidth - filled), '.'), stats),
+        true);
     return;
   }
   // Lines at a quarter, half and three quarters: the epoch line covers the end.

@@ -46,9 +46,8 @@ bool is_continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 
 
 /// Code points in UTF-8 text: the columns a terminal gives it in most scripts.
 std::size_t text_width(std::string_view s) {
-  return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-    return !is_continuation(c);
-  }));
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return !is_continuation(c); }));
 }
 
 /// The text on one line: control characters become spaces.
@@ -75,10 +74,14 @@ std::size_t xml_char_length(std::string_view s, std::size_t i) {
   if (lead < 0x80) return 1;
   std::size_t len = 0;
   std::uint32_t cp = 0;
-  if ((lead & 0xE0) == 0xC0) len = 2, cp = lead & 0x1Fu;
-  else if ((lead & 0xF0) == 0xE0) len = 3, cp = lead & 0x0Fu;
-  else if ((lead & 0xF8) == 0xF0) len = 4, cp = lead & 0x07u;
-  else return 0;
+  if ((lead & 0xE0) == 0xC0)
+    len = 2, cp = lead & 0x1Fu;
+  else if ((lead & 0xF0) == 0xE0)
+    len = 3, cp = lead & 0x0Fu;
+  else if ((lead & 0xF8) == 0xF0)
+    len = 4, cp = lead & 0x07u;
+  else
+    return 0;
   if (i + len > s.size()) return 0;
   for (std::size_t k = 1; k < len; ++k) {
     if (!is_continuation(s[i + k])) return 0;
@@ -93,9 +96,9 @@ std::size_t xml_char_length(std::string_view s, std::size_t i) {
 
 // ---- the table, shared by the console and the page ---------------------------------------
 
-const std::array<const char*, 9> kColumns{
-    "Model",        "Params",        "MACs/image",   "Latency b1 (ms)", "Latency b32 (ms)",
-    "Train img/s",  "Train acc (%)", "Test acc (%)", "Train time (s)"};
+const std::array<const char*, 9> kColumns{"Model",           "Params",           "MACs/image",
+                                          "Latency b1 (ms)", "Latency b32 (ms)", "Train img/s",
+                                          "Train acc (%)",   "Test acc (%)",     "Train time (s)"};
 
 /// The cells after the name, in kColumns order.
 std::vector<std::string> number_cells(const ModelResult& m) {
@@ -196,9 +199,9 @@ std::string axes(const Plot& p, const std::vector<Tick>& xs, const std::vector<T
                      px(p.left), px(p.top), px(p.width), px(p.height));
   out += text(p.left + p.width / 2, p.bottom() + 36, x_title, "middle", " class=\"title\"");
   const double yx = p.left - 44, yy = p.top + p.height / 2;
-  out += text(yx, yy, y_title, "middle",
-              fmt::format(" class=\"title\" transform=\"rotate(-90 {} {})\"", px(yx), px(yy))
-                  .c_str());
+  out +=
+      text(yx, yy, y_title, "middle",
+           fmt::format(" class=\"title\" transform=\"rotate(-90 {} {})\"", px(yx), px(yy)).c_str());
   return out + "</g>\n";
 }
 
@@ -206,8 +209,8 @@ std::string axes(const Plot& p, const std::vector<Tick>& xs, const std::vector<T
 std::string model_legend(const CompareReport& r, double x, double y) {
   std::string out = "<g class=\"legend\">\n";
   for (std::size_t i = 0; i < r.models.size(); ++i, y += 20) {
-    out += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\n",
-                       px(x), px(y - 10), color(i));
+    out += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\n", px(x),
+                       px(y - 10), color(i));
     out += text(x + 18, y, shorten(r.models[i].name, 70));
   }
   return out + "</g>\n";
@@ -226,8 +229,10 @@ std::pair<double, double> accuracy_range(const std::vector<double>& values) {
   double lo = std::clamp(std::floor(*mn / 10) * 10, 0.0, 100.0);
   double hi = std::clamp(std::ceil(*mx / 10) * 10, 0.0, 100.0);
   if (hi - lo < 10) {  // all equal, on a multiple of 10
-    if (hi >= 10) lo = hi - 10;
-    else hi = lo + 10;
+    if (hi >= 10)
+      lo = hi - 10;
+    else
+      hi = lo + 10;
   }
   return {lo, hi};
 }
@@ -347,11 +352,11 @@ std::string scatter_chart(const CompareReport& r) {
   for (std::size_t i : shown) {
     const ModelResult& m = r.models[i];
     const double cx = x(decades(i)), cy = y(to_percent(m.test_accuracy));
-    out += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"5\" fill=\"{}\"><title>{}</title></circle>\n",
-                       px(cx), px(cy), color(i),
-                       escape_xml(fmt::format("{}: {} parameters, {}% test accuracy",
-                                              one_line(m.name), count(m.params),
-                                              percent(m.test_accuracy))));
+    out +=
+        fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"5\" fill=\"{}\"><title>{}</title></circle>\n",
+                    px(cx), px(cy), color(i),
+                    escape_xml(fmt::format("{}: {} parameters, {}% test accuracy", one_line(m.name),
+                                           count(m.params), percent(m.test_accuracy))));
     const bool left = cx > p.left + 0.65 * p.width;  // keep labels inside the frame
     const double ly = cy < p.top + 14 ? cy + 16 : cy - 8;
     out += text(left ? cx - 8 : cx + 8, ly, shorten(m.name, 32), left ? "end" : "start");
@@ -383,7 +388,8 @@ std::string latency_chart(const CompareReport& r) {
       const double top = std::isfinite(v) ? y(std::max(0.0, v)) : p.bottom();
       const double bx = p.left + slot * (static_cast<double>(i) + 0.5) - bar / 2;
       out += fmt::format(
-          "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{}</title></rect>\n",
+          "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" "
+          "fill=\"{}\"><title>{}</title></rect>\n",
           px(bx), px(top), px(bar), px(p.bottom() - top), color(i),
           escape_xml(fmt::format("{}: {} ms", one_line(r.models[i].name), milliseconds(v))));
       out += text(bx + bar / 2, top - 4, milliseconds(v), "middle", " class=\"value\"");
@@ -447,8 +453,8 @@ std::string html_table(const CompareReport& r) {
     out += "</tr>\n";
   }
   if (r.models.empty())
-    out += fmt::format("<tr><td colspan=\"{}\">No models were compared.</td></tr>\n",
-                       kColumns.size());
+    out +=
+        fmt::format("<tr><td colspan=\"{}\">No models were compared.</td></tr>\n", kColumns.size());
   return out + "</tbody>\n</table>\n";
 }
 
@@ -460,16 +466,32 @@ std::string escape_xml(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     const char c = s[i];
     switch (c) {
-      case '&': out += "&amp;"; ++i; continue;
-      case '<': out += "&lt;"; ++i; continue;
-      case '>': out += "&gt;"; ++i; continue;
-      case '"': out += "&quot;"; ++i; continue;
-      case '\'': out += "&#39;"; ++i; continue;
-      default: break;
+      case '&':
+        out += "&amp;";
+        ++i;
+        continue;
+      case '<':
+        out += "&lt;";
+        ++i;
+        continue;
+      case '>':
+        out += "&gt;";
+        ++i;
+        continue;
+      case '"':
+        out += "&quot;";
+        ++i;
+        continue;
+      case '\'':
+        out += "&#39;";
+        ++i;
+        continue;
+      default:
+        break;
     }
     const std::size_t len = xml_char_length(s, i);
-    const bool control = len == 1 && (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) &&
-                         c != '\t' && c != '\n';
+    const bool control =
+        len == 1 && (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) && c != '\t' && c != '\n';
     if (len == 0 || control) {
       out += "\xEF\xBF\xBD";  // U+FFFD: XML has no way to carry these bytes
       ++i;
@@ -490,7 +512,8 @@ std::string render_table(const CompareReport& report) {
   }
   std::vector<std::size_t> widths(kColumns.size(), 0);
   for (const auto& row : rows)
-    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], text_width(row[c]));
+    for (std::size_t c = 0; c < row.size(); ++c)
+      widths[c] = std::max(widths[c], text_width(row[c]));
   std::string out;
   for (std::size_t r = 0; r < rows.size(); ++r) {
     std::string line;

@@ -29,7 +29,8 @@ double seconds_since(Clock::time_point start) {
 
 /// splitmix64 finalizer: unrelated seeds for (seed, epoch, step) triples.
 std::uint64_t mix(std::uint64_t a, std::uint64_t b, std::uint64_t c = 0) {
-  std::uint64_t z = a * 0x9E3779B97F4A7C15ull + b * 0xBF58476D1CE4E5B9ull + c + 0x94D049BB133111EBull;
+  std::uint64_t z =
+      a * 0x9E3779B97F4A7C15ull + b * 0xBF58476D1CE4E5B9ull + c + 0x94D049BB133111EBull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
@@ -48,14 +49,16 @@ Resolved resolve(const TrainConfig& c) {
   if (c.epochs <= 0) throw InvalidArgument(fmt::format("epochs must be > 0, got {}", c.epochs));
   if (c.batch <= 0) throw InvalidArgument(fmt::format("batch must be > 0, got {}", c.batch));
   if (c.optimizer != "sgd" && c.optimizer != "adamw")
-    throw InvalidArgument(
-        fmt::format("optimizer must be 'sgd' or 'adamw', got '{}'", c.optimizer));
+    throw InvalidArgument(fmt::format("optimizer must be 'sgd' or 'adamw', got '{}'", c.optimizer));
   if (c.augment.crop_padding < 0)
-    throw InvalidArgument(
-        fmt::format("crop padding must be >= 0, got {}", c.augment.crop_padding));
+    throw InvalidArgument(fmt::format("crop padding must be >= 0, got {}", c.augment.crop_padding));
   const bool sgd = c.optimizer == "sgd";
-  return {c.lr > 0 ? c.lr : sgd ? 0.05 : 0.003,
-          c.weight_decay >= 0 ? c.weight_decay : sgd ? 5e-4 : 0.05};
+  return {c.lr > 0 ? c.lr
+          : sgd    ? 0.05
+                   : 0.003,
+          c.weight_decay >= 0 ? c.weight_decay
+          : sgd               ? 5e-4
+                              : 0.05};
 }
 
 std::unique_ptr<optim::Optimizer> make_optimizer(nn::Module& model, const TrainConfig& c,
@@ -63,8 +66,8 @@ std::unique_ptr<optim::Optimizer> make_optimizer(nn::Module& model, const TrainC
   if (c.optimizer == "sgd")
     return std::make_unique<optim::SGD>(
         model.named_parameters(),
-        optim::SGDOptions{.lr = r.lr, .momentum = 0.9, .weight_decay = r.weight_decay,
-                          .nesterov = true});
+        optim::SGDOptions{
+            .lr = r.lr, .momentum = 0.9, .weight_decay = r.weight_decay, .nesterov = true});
   return std::make_unique<optim::AdamW>(
       model.named_parameters(), optim::AdamWOptions{.lr = r.lr, .weight_decay = r.weight_decay});
 }
@@ -104,8 +107,8 @@ std::vector<EpochStats> parse_history(const std::string& text, const std::string
   for (std::string line; std::getline(lines, line);) {
     EpochStats e;
     std::istringstream in(line);
-    if (!(in >> e.epoch >> e.train_loss >> e.train_accuracy >> e.test_accuracy >>
-          e.train_seconds >> e.images))
+    if (!(in >> e.epoch >> e.train_loss >> e.train_accuracy >> e.test_accuracy >> e.train_seconds >>
+          e.images))
       throw FormatError(fmt::format("{}: malformed history line '{}'", source, line));
     history.push_back(e);
   }
@@ -136,8 +139,8 @@ std::vector<EpochStats> resume_from(const std::filesystem::path& path, nn::Modul
                            ? parse_history(ck.extra.at("history"), path.string())
                            : std::vector<EpochStats>{};
   if (static_cast<std::int64_t>(history.size()) != ck.epoch)
-    throw FormatError(fmt::format("{}: epoch {} but {} history lines", path.string(), ck.epoch,
-                                  history.size()));
+    throw FormatError(
+        fmt::format("{}: epoch {} but {} history lines", path.string(), ck.epoch, history.size()));
   return history;
 }
 
@@ -197,8 +200,8 @@ TrainResult train(nn::Module& model, const ModelSpec& spec, const io::DatasetSpl
   const std::int64_t n = data.train.size();
   const std::int64_t steps = n / config.batch;  // the last partial batch is dropped
   if (steps == 0)
-    throw InvalidArgument(fmt::format("batch {} is larger than the training set ({} images)",
-                                      config.batch, n));
+    throw InvalidArgument(
+        fmt::format("batch {} is larger than the training set ({} images)", config.batch, n));
   auto opt = make_optimizer(model, config, r);
   optim::LrScheduler sched(*opt, make_schedule(steps * config.epochs));
   const auto identity = run_identity(spec, config, r);

@@ -23,10 +23,10 @@ struct TrainConfig {
   double lr = 0;                    // <= 0: the optimizer's default (sgd 0.05, adamw 0.003)
   double weight_decay = -1;         // < 0: the default (sgd 5e-4, adamw 0.05)
   io::AugmentOptions augment = {};
-  std::uint64_t seed = 0;           // data order and augmentation (the caller seeds weights)
-  bool channels_last = true;        // batches in NHWC: the faster depthwise kernels
+  std::uint64_t seed = 0;                 // data order and augmentation (the caller seeds weights)
+  bool channels_last = true;              // batches in NHWC: the faster depthwise kernels
   std::filesystem::path checkpoint = {};  // empty: none; else written after every epoch
-  bool resume = false;              // continue from `checkpoint` when it exists
+  bool resume = false;                    // continue from `checkpoint` when it exists
   int stop_after = 0;  // > 0: stop as if interrupted once this many epochs are complete
 };
 
@@ -47,9 +47,8 @@ struct TrainResult {
 
 /// Called as training advances: (epoch 1-based, step, steps per epoch, mean loss so far,
 /// accuracy so far, images per second so far this epoch).
-using StepCallback =
-    std::function<void(int epoch, std::int64_t step, std::int64_t steps, double loss,
-                       double accuracy, double images_per_s)>;
+using StepCallback = std::function<void(int epoch, std::int64_t step, std::int64_t steps,
+                                        double loss, double accuracy, double images_per_s)>;
 using EpochCallback = std::function<void(const EpochStats&)>;
 
 /// "AdamW, peak lr 0.003, weight decay 0.05" (the defaults resolved). Throws like train()
@@ -71,8 +70,7 @@ TrainResult train(nn::Module& model, const ModelSpec& spec, const io::DatasetSpl
                   const EpochCallback& on_epoch = {});
 
 /// Accuracy of `model` in eval mode on `data`, in batches of `batch`.
-double evaluate(nn::Module& model, const io::Dataset& data, std::int64_t batch,
-                bool channels_last);
+double evaluate(nn::Module& model, const io::Dataset& data, std::int64_t batch, bool channels_last);
 
 /// Fraction of rows of (N, classes) `logits` whose largest entry is at `labels`.
 std::int64_t count_correct(const Tensor& logits, const Tensor& labels);
