@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 
+#include "autograd/batch_norm_rows.hpp"
 #include "autograd/tensor_math.hpp"
 #include "convkit/autograd/functional.hpp"
 
@@ -136,13 +137,20 @@ Variable batch_norm(const Variable& x, const Tensor& running_mean, const Tensor&
       const auto at = [c0](I j) { return static_cast<std::size_t>(c0 + j); };
       if (training) {
         // Two passes (mean, then squared deviations): no cancellation for large means.
-        each_value(l, px, c0, c1, [&](I j, T xv) { s[static_cast<std::size_t>(j)] += xv; });
+        const detail::RowBlock<T> rows{px + c0, count, l.c, c1 - c0};
+        if (l.channels_last)
+          detail::rows_sum(rows, s.data());
+        else
+          each_value(l, px, c0, c1, [&](I j, T xv) { s[static_cast<std::size_t>(j)] += xv; });
         for (I j = 0; j < c1 - c0; ++j)
           mean[at(j)] = s[static_cast<std::size_t>(j)] / static_cast<double>(count);
-        each_value(l, px, c0, c1, [&](I j, T xv) {
-          const double d = xv - mean[at(j)];
-          v[static_cast<std::size_t>(j)] += d * d;
-        });
+        if (l.channels_last)
+          detail::rows_squared_deviation(rows, mean.data() + c0, v.data());
+        else
+          each_value(l, px, c0, c1, [&](I j, T xv) {
+            const double d = xv - mean[at(j)];
+            v[static_cast<std::size_t>(j)] += d * d;
+          });
         for (I j = 0; j < c1 - c0; ++j) {
           invstd[at(j)] =
               1.0 / std::sqrt(v[static_cast<std::size_t>(j)] / static_cast<double>(count) + eps);
@@ -158,6 +166,11 @@ Variable batch_norm(const Variable& x, const Tensor& running_mean, const Tensor&
         scale[static_cast<std::size_t>(j)] = invstd[at(j)] * w[at(j)];
         shift[static_cast<std::size_t>(j)] =
             bv[at(j)] - mean[at(j)] * scale[static_cast<std::size_t>(j)];
+      }
+      if (l.channels_last) {
+        detail::rows_affine(detail::RowBlock<T>{px + c0, count, l.c, c1 - c0}, py + c0,
+                            scale.data(), shift.data());
+        return;
       }
       each_output(l, px, static_cast<const T*>(nullptr), py, c0, c1, [&](I j, T xv, T) {
         return xv * scale[static_cast<std::size_t>(j)] + shift[static_cast<std::size_t>(j)];
@@ -189,16 +202,10 @@ Variable batch_norm(const Variable& x, const Tensor& running_mean, const Tensor&
             // Sums of g and of g * xhat per channel, read in one pass over x and g.
             std::array<double, kBlock> sum_g{}, sum_gx{}, mg{}, mgx{}, k0{};
             const auto at = [c0](I j) { return static_cast<std::size_t>(c0 + j); };
+            const detail::RowBlock<T> rows{px + c0, l.count(), l.c, c1 - c0};
             if (l.channels_last) {
-              for (I q = 0; q < l.count(); ++q) {
-                const I base = q * l.c + c0;
-                for (I j = 0; j < c1 - c0; ++j) {
-                  const double gv = pg[base + j];
-                  sum_g[static_cast<std::size_t>(j)] += gv;
-                  sum_gx[static_cast<std::size_t>(j)] +=
-                      gv * ((px[base + j] - mean[at(j)]) * invstd[at(j)]);
-                }
-              }
+              detail::rows_grad_sums(rows, pg + c0, mean.data() + c0, invstd.data() + c0,
+                                     sum_g.data(), sum_gx.data());
             } else {
               for (I j = 0; j < c1 - c0; ++j) {
                 const double m = mean[at(j)], is = invstd[at(j)];
@@ -224,6 +231,11 @@ Variable batch_norm(const Variable& x, const Tensor& running_mean, const Tensor&
               k0[u] = w[at(j)] * invstd[at(j)];
             }
             if (!gx) return;
+            if (l.channels_last) {
+              detail::rows_grad_input(rows, pg + c0, dx.data<T>() + c0, mean.data() + c0,
+                                      invstd.data() + c0, k0.data(), mg.data(), mgx.data());
+              return;
+            }
             each_output(l, px, pg, dx.data<T>(), c0, c1, [&](I j, T xv, T gv) {
               const auto u = static_cast<std::size_t>(j);
               const double xhat = (xv - mean[at(j)]) * invstd[at(j)];
