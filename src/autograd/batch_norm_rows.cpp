@@ -100,14 +100,14 @@ CONVKIT_CLONES void rows_grad_input(const RowBlock<T>& b, const T* g, T* dx, con
   });
 }
 
-#define CONVKIT_ROWS_INSTANTIATE(T)                                                          \
-  template void rows_sum<T>(const RowBlock<T>&, double*);                                    \
-  template void rows_squared_deviation<T>(const RowBlock<T>&, const double*, double*);       \
-  template void rows_affine<T>(const RowBlock<T>&, T*, const double*, const double*);        \
-  template void rows_grad_sums<T>(const RowBlock<T>&, const T*, const double*, const double*, \
-                                  double*, double*);                                         \
-  template void rows_grad_input<T>(const RowBlock<T>&, const T*, T*, const double*,          \
-                                   const double*, const double*, const double*, const double*);
+#define CONVKIT_ROWS_INSTANTIATE(T)                                                                \
+  template void rows_sum<T>(const RowBlock<T>&, double*);                                          \
+  template void rows_squared_deviation<T>(const RowBlock<T>&, const double*, double*);             \
+  template void rows_affine<T>(const RowBlock<T>&, T*, const double*, const double*);              \
+  template void rows_grad_sums<T>(const RowBlock<T>&, const T*, const double*, const double*,      \
+                                  double*, double*);                                               \
+  template void rows_grad_input<T>(const RowBlock<T>&, const T*, T*, const double*, const double*, \
+                                   const double*, const double*, const double*);
 CONVKIT_ROWS_INSTANTIATE(float)
 CONVKIT_ROWS_INSTANTIATE(double)
 

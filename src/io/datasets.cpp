@@ -25,12 +25,17 @@ Bytes read_file(const fs::path& path, const char* what) {
     throw IoError(fmt::format(
         "{} file '{}' cannot be opened: {}{}", what, path.string(), std::strerror(errno),
         fs::exists(path.string() + ".gz", ec) ? " (decompress the .gz)" : ""));
+  // A folder or a pipe would fail late and vaguely (or never end): refuse it by name.
+  if (!fs::is_regular_file(path, ec))
+    throw IoError(fmt::format("{} file '{}' is not a regular file", what, path.string()));
   Bytes bytes;
+  if (const auto size = fs::file_size(path, ec); !ec) bytes.reserve(size);
   unsigned char buffer[1 << 16];
   while (const std::size_t got = std::fread(buffer, 1, sizeof buffer, f.get()))
     bytes.insert(bytes.end(), buffer, buffer + got);
   if (std::ferror(f.get()))
-    throw IoError(fmt::format("{} file '{}' cannot be read", what, path.string()));
+    throw IoError(
+        fmt::format("{} file '{}' cannot be read: {}", what, path.string(), std::strerror(errno)));
   return bytes;
 }
 
@@ -184,7 +189,14 @@ DatasetSplit load_cifar10(const fs::path& dir) {
 }
 
 DatasetSplit load_mnist(const fs::path& dir) {
-  return {read_mnist_pair(dir, "train"), read_mnist_pair(dir, "t10k")};
+  DatasetSplit split{read_mnist_pair(dir, "train"), read_mnist_pair(dir, "t10k")};
+  const Shape& train = split.train.images.shape();
+  const Shape& test = split.test.images.shape();
+  if (train[2] != test[2] || train[3] != test[3])
+    throw FormatError(fmt::format(
+        "MNIST files disagree: the train images in '{}' are {}x{}, the t10k (test) images {}x{}",
+        dir.string(), train[2], train[3], test[2], test[3]));
+  return split;
 }
 
 std::vector<std::int64_t> permutation(std::int64_t n, std::uint64_t seed) {

@@ -13,7 +13,9 @@ using convkit::detail::require;
 namespace {
 
 void check_options(const char* model, const MobileNetOpts& o) {
-  require(o.width > 0, "{}: width must be > 0, got {}", model, o.width);
+  // Above 1000 the channel counts stop being meaningful long before they overflow.
+  require(o.width > 0 && o.width <= 1000, "{}: width must be in (0, 1000], got {}", model,
+          o.width);
   require(o.num_classes > 0, "{}: num_classes must be > 0, got {}", model, o.num_classes);
   require(o.dropout >= 0 && o.dropout <= 1, "{}: dropout must be in [0, 1], got {}", model,
           o.dropout);

@@ -21,13 +21,13 @@ Result run(const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& g
   Variable y = batch_norm(x, rm, rv, w, b, training, 0.1, 1e-5);
   EXPECT_EQ(y.value().memory_format(), x.value().memory_format());
   y.backward(g0.to(format));
-  return {y.value().to_vector(), rm.to_vector(), rv.to_vector(),
-          x.grad().to_vector(), w.grad().to_vector(), b.grad().to_vector()};
+  return {y.value().to_vector(), rm.to_vector(),       rv.to_vector(),
+          x.grad().to_vector(),  w.grad().to_vector(), b.grad().to_vector()};
 }
 
 TEST(BatchNormLayout, ChannelsLastEqualsNchwBitForBit) {
   // Channel counts around the 16-channel block: partial blocks, one, several, a remainder.
-  const Shape shapes[] = {{2, 1, 3, 3}, {3, 5, 4, 1}, {2, 16, 5, 5}, {4, 20, 3, 7},
+  const Shape shapes[] = {{2, 1, 3, 3},  {3, 5, 4, 1},    {2, 16, 5, 5}, {4, 20, 3, 7},
                           {1, 35, 6, 6}, {8, 48, 14, 14}, {2, 33, 1, 40}};
   for (const DType dtype : {DType::F32, DType::F64})
     for (const Shape& s : shapes)
@@ -38,8 +38,8 @@ TEST(BatchNormLayout, ChannelsLastEqualsNchwBitForBit) {
         const Tensor g = Tensor::normal(s, 0, 1, 4, dtype);
         const Result nchw = run(x, w, b, g, MemoryFormat::Contiguous, training);
         const Result nhwc = run(x, w, b, g, MemoryFormat::ChannelsLast, training);
-        const std::string what = s.str() + (dtype == DType::F32 ? " f32" : " f64") +
-                                 (training ? " training" : " eval");
+        const std::string what =
+            s.str() + (dtype == DType::F32 ? " f32" : " f64") + (training ? " training" : " eval");
         EXPECT_EQ(nchw.y, nhwc.y) << what;
         EXPECT_EQ(nchw.running_mean, nhwc.running_mean) << what;
         EXPECT_EQ(nchw.running_var, nhwc.running_var) << what;

@@ -216,6 +216,17 @@ TEST(Datasets, MnistRefusesBrokenFiles) {
   dir.write("train-labels-idx1-ubyte", labels);
   expect_error<FormatError>([&] { load_mnist(dir.path); },
                             {"train-labels-idx1-ubyte", "record 2 is mislabelled", "label 11"});
+
+  write_mnist(dir);  // test images of another size than the training ones
+  dir.write("t10k-images-idx3-ubyte", idx_images(3, 12, 12, 2));
+  expect_error<FormatError>([&] { load_mnist(dir.path); },
+                            {"disagree", "28x28", "12x12"});
+  // A folder where a file should be.
+  write_mnist(dir);
+  fs::remove(dir.path / "t10k-labels-idx1-ubyte");
+  fs::create_directory(dir.path / "t10k-labels-idx1-ubyte");
+  expect_error<IoError>([&] { load_mnist(dir.path); },
+                        {"t10k-labels-idx1-ubyte", "not a regular file"});
 }
 
 TEST(Datasets, PermutationIsADeterministicPermutation) {

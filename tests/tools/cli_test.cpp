@@ -46,10 +46,28 @@ std::string slurp(const fs::path& path) {
   return s.str();
 }
 
-/// A fresh folder per test under the build tree's temporary folder.
+/// This process's scratch folder: the command's outputs go there.
+fs::path scratch_root() {
+  return fs::temp_directory_path() / ("convkit_cli_test_" + std::to_string(::getpid()));
+}
+
+/// Removes the scratch folder when every test of the process passed (kept for a look when
+/// one failed).
+class ScratchCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (::testing::UnitTest::GetInstance()->Passed()) {
+      std::error_code ec;
+      fs::remove_all(scratch_root(), ec);
+    }
+  }
+};
+[[maybe_unused]] const auto* const cleanup =
+    ::testing::AddGlobalTestEnvironment(new ScratchCleanup);
+
+/// A fresh folder per test.
 fs::path work_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("convkit_cli_test_" + std::to_string(::getpid())) / name;
+  const fs::path dir = scratch_root() / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -171,6 +189,70 @@ TEST(Cli, ResumedTrainingEndsWithTheWeightsOfAnUninterruptedRun) {
   EXPECT_EQ(final_line(whole.out).substr(0, 60), final_line(rest.out).substr(0, 60));
 }
 
+TEST(Cli, ResumingAfterCtrlCInTheMiddleOfAnEpochEndsWithTheSameWeights) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("resume_mid_epoch");
+  // Dropout, augmentation and batch-norm statistics all have to continue exactly.
+  const auto args = [&](const std::string& tag) {
+    return tiny({"train", "--model", "mobilenet_v1", "--width", "0.25", "--epochs", "3",
+                 "--crop-padding", "2", "--flip", "--optimizer", "sgd", "--checkpoint",
+                 (dir / (tag + ".ckpt")).string(), "--export",
+                 (dir / (tag + ".safetensors")).string()});
+  };
+  const Exit whole = run(args("whole"), dir);
+  ASSERT_EQ(whole.status, 0) << whole.out << whole.err;
+  auto first = args("split");
+  first.insert(first.end(), {"--interrupt-at-step", "5"});  // epoch 2 of 3 steps, step 2
+  const Exit part = run(first, dir);
+  ASSERT_EQ(part.status, 130) << part.out << part.err;
+  EXPECT_TRUE(has(part.out, "interrupted during epoch 2")) << part.out;
+  EXPECT_EQ(io::load_checkpoint(dir / "split.ckpt").epoch, 1);
+  auto second = args("split");
+  second.push_back("--resume");
+  const Exit rest = run(second, dir);
+  ASSERT_EQ(rest.status, 0) << rest.out << rest.err;
+  EXPECT_EQ(weights(dir / "whole.safetensors"), weights(dir / "split.safetensors"));
+}
+
+TEST(Cli, ResumeRefusesACheckpointOfOtherDataOrOptions) {
+  SKIP_WITHOUT_CLI();
+  const fs::path dir = work_dir("resume_refused");
+  const std::string ckpt = (dir / "run.ckpt").string();
+  const Exit first = run(tiny({"train", "--model", "separable_cnn", "--width", "0.25", "--epochs",
+                               "2", "--stop-after", "1", "--checkpoint", ckpt}),
+                         dir);
+  ASSERT_EQ(first.status, 130) << first.out << first.err;
+  struct Case {
+    std::vector<std::string> change;
+    std::string names;
+  };
+  for (const Case& c : std::vector<Case>{{{"--data-seed", "7"}, "data.seed"},
+                                         {{"--nchw"}, "train.layout"},
+                                         {{"--lr", "0.01"}, "train.lr"},
+                                         {{"--weight-decay", "0.1"}, "train.weight_decay"}}) {
+    auto args = tiny({"train", "--model", "separable_cnn", "--width", "0.25", "--epochs", "2",
+                      "--checkpoint", ckpt, "--resume"});
+    args.insert(args.end(), c.change.begin(), c.change.end());
+    const Exit r = run(args, dir);
+    EXPECT_EQ(r.status, 1) << c.names << ": " << r.out << r.err;
+    EXPECT_TRUE(has(r.err, c.names)) << r.err;
+  }
+  // The train size changes the steps per epoch: refused too (the default is not 120).
+  const Exit sized = run({"train", "--model", "separable_cnn", "--width", "0.25", "--epochs", "2",
+                          "--batch", "40", "--test-size", "40", "--checkpoint", ckpt, "--resume"},
+                         dir);
+  EXPECT_EQ(sized.status, 1) << sized.err;
+  EXPECT_TRUE(has(sized.err, "data.train_size")) << sized.err;
+  // Another thread count continues, with a note that the bits will differ.
+  auto threads = tiny({"train", "--model", "separable_cnn", "--width", "0.25", "--epochs", "2",
+                       "--checkpoint", ckpt, "--resume"});
+  threads.back() = "--resume";
+  threads[std::find(threads.begin(), threads.end(), "--threads") - threads.begin() + 1] = "1";
+  const Exit other = run(threads, dir);
+  EXPECT_EQ(other.status, 0) << other.err;
+  EXPECT_TRUE(has(other.out, "written with 2 threads, this run uses 1")) << other.out;
+}
+
 TEST(Cli, ExportHasPyTorchNamesAndSummaryReadsItBack) {
   SKIP_WITHOUT_CLI();
   const fs::path dir = work_dir("export");
@@ -190,6 +272,9 @@ TEST(Cli, ExportHasPyTorchNamesAndSummaryReadsItBack) {
   ASSERT_EQ(s.status, 0) << s.err;
   EXPECT_TRUE(has(s.out, "features.18.0"));
   EXPECT_TRUE(has(s.out, "input: [1, 3, 32, 32]"));
+  const Exit grey = run({"summary", exported.string(), "--input", "1,1,32,32"}, dir);
+  EXPECT_EQ(grey.status, 1);
+  EXPECT_TRUE(has(grey.err, "--input [1, 1, 32, 32]")) << grey.err;
 }
 
 TEST(Cli, SummaryOfAPresetMatchesTorchvisionCounts) {
@@ -356,6 +441,17 @@ TEST(Cli, BadArgumentsGiveOneLineAndTheUsageHint) {
       {{"summary", (cifar / "test_batch.bin").string()}, "test_batch.bin"},
       {{"bench"}, "--problem"},
       {{"bench", "--problem", "g3mb1ic4ih8oc4kh3"}, "g3mb1ic4ih8oc4kh3"},
+      {{"bench", "--shapes", dir.string()}, "not a readable file"},
+      {{"train", "--threads", "100000"}, "--threads"},
+      {{"train", "--width", "1e20"}, "(0, 16]"},
+      {{"train", "--width", "inf"}, "finite"},
+      {{"train", "--seed", "-1"}, "--seed"},
+      {{"train", "--checkpoint", ""}, "--checkpoint"},
+      {{"train", "--crop-padding", "100", "--train-size", "50", "--no-checkpoint"},
+       "--crop-padding 100"},
+      {{"summary", (cifar / "test_batch.bin").string(), "--width", "2"}, "--width"},
+      {{"summary", "standard_cnn", "--input", "1,3,32,32", "--classes", "0"}, "--classes"},
+      {{"summary", "mobilenet_v2", "--input", "1,3,4,4"}, "--input"},
   };
   for (const Case& c : cases) {
     const Exit r = run(c.args, dir);

@@ -67,6 +67,9 @@ double best_time(const std::function<void()>& run, double budget) {
 }
 
 std::vector<std::string> read_shapes(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw IoError(fmt::format("--shapes '{}' is not a readable file", path.string()));
   std::ifstream in(path);
   if (!in) throw IoError(fmt::format("--shapes: cannot read '{}'", path.string()));
   std::vector<std::string> lines;

@@ -79,9 +79,14 @@ std::string now_iso() {
 
 int run_compare(CompareArgs& a) {
   const int threads = apply_threads(a.threads);
+  validate(a.config);
   check_writable(a.report, "--report");
   const LoadedData data = load_data(a.data);
   const Shape& image = data.split.train.images.shape();
+  if (a.config.augment.crop_padding > image[2])
+    throw InvalidArgument(fmt::format("--crop-padding {} is larger than the images ({} pixels)",
+                                      a.config.augment.crop_padding, image[2]));
+  a.config.identity = data_identity(a.data);
   if (image[2] != image[3])
     throw InvalidArgument(
         fmt::format("the presets take square images, the data has {}x{}", image[2], image[3]));
@@ -130,7 +135,7 @@ int run_compare(CompareArgs& a) {
                               e.train_seconds);
         });
     progress.finish();
-    if (result.interrupted) {
+    if (result.interrupted || stop_requested().load()) {
       std::printf("interrupted while training %s; no report written\n", r.name.c_str());
       return kInterruptedStatus;
     }
@@ -146,6 +151,10 @@ int run_compare(CompareArgs& a) {
     r.latency_b1_ms = latency_ms(*model, image, 1, a.config.channels_last, 0.5, 200);
     r.latency_b32_ms = latency_ms(*model, image, 32, a.config.channels_last, 1.0, 50);
     report.models.push_back(std::move(r));
+  }
+  if (stop_requested().load()) {  // Ctrl-C while timing the last model
+    std::printf("interrupted; no report written\n");
+    return kInterruptedStatus;
   }
   std::printf("\n%s\n", render_table(report).c_str());
   write_file_atomically(a.report, render_html(report));
@@ -165,7 +174,7 @@ Runner add_compare(CLI::App& app) {
   add_train_options(*cmd, args->config);
   cmd->add_option("--width", args->width,
                   "channel width multiplier of the two CNNs (default 0.5: 16-32-64 channels)")
-      ->check(positive());
+      ->check(width_range());
   cmd->add_option("--report", args->report, "where the HTML report goes (default report.html)");
   add_threads_option(*cmd, args->threads);
   return [args] { return run_compare(*args); };

@@ -22,6 +22,8 @@ struct SummaryArgs {
   std::string input;  // "N,C,H,W"
   double width = 1.0;
   std::int64_t classes = 10;
+  const CLI::Option* width_option = nullptr;  // to tell given from defaulted
+  const CLI::Option* classes_option = nullptr;
 };
 
 Shape parse_input(const std::string& text) {
@@ -65,10 +67,19 @@ int run_summary(const SummaryArgs& a) {
     if (!a.input.empty()) {
       const Shape in = parse_input(a.input);
       spec.in_channels = in[1];
-      spec.image_size = in[2];
+      spec.image_size = std::min(in[2], in[3]);
     }
-    model = make_model(spec);
+    try {
+      model = make_model(spec);
+    } catch (const InvalidArgument& e) {
+      if (a.input.empty()) throw;
+      throw InvalidArgument(fmt::format("--input {}: {}", a.input, e.what()));
+    }
   } else {
+    for (const CLI::Option* o : {a.width_option, a.classes_option})
+      if (o->count() > 0)
+        throw InvalidArgument(fmt::format("{} applies to presets; the file '{}' holds its own",
+                                          o->get_name(), a.model));
     if (!std::filesystem::exists(a.model))
       throw InvalidArgument(fmt::format("MODEL '{}' is neither a preset ({}) nor an existing file",
                                         a.model, fmt::join(names, ", ")));
@@ -85,8 +96,15 @@ int run_summary(const SummaryArgs& a) {
   const Shape input = a.input.empty()
                           ? Shape({1, spec.in_channels, spec.image_size, spec.image_size})
                           : parse_input(a.input);
+  nn::Summary table;
+  try {
+    table = nn::summary(*model, input);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(
+        fmt::format("--input {}: the {} cannot run on it: {}", input.str(), spec.preset, e.what()));
+  }
   std::printf("%s: %s\ninput: %s\n\n%s", spec.preset.c_str(), describe(spec).c_str(),
-              input.str().c_str(), nn::summary(*model, input).str().c_str());
+              input.str().c_str(), table.str().c_str());
   return 0;
 }
 
@@ -105,8 +123,10 @@ Runner add_summary(CLI::App& app) {
   cmd->add_option("--input", args->input,
                   "input shape N,C,H,W (default 1,3,32,32 for presets, the trained size for "
                   "files)");
-  cmd->add_option("--width", args->width, "presets: channel width multiplier")->check(positive());
-  cmd->add_option("--classes", args->classes, "presets: number of classes")->check(positive());
+  args->width_option = cmd->add_option("--width", args->width, "presets: channel width multiplier")
+                           ->check(width_range());
+  args->classes_option =
+      cmd->add_option("--classes", args->classes, "presets: number of classes")->check(positive());
   return [args] { return run_summary(*args); };
 }
 

@@ -30,6 +30,9 @@ struct TrainArgs {
 
 int run_train(TrainArgs& a) {
   const int threads = apply_threads(a.threads);
+  validate(a.config);
+  if (a.checkpoint.empty())
+    throw InvalidArgument("--checkpoint is empty; give a path, or --no-checkpoint for none");
   if (a.config.resume && a.no_checkpoint)
     throw InvalidArgument("--resume needs a checkpoint; it cannot go with --no-checkpoint");
   if (a.config.resume && !std::filesystem::exists(a.checkpoint))
@@ -43,6 +46,10 @@ int run_train(TrainArgs& a) {
   if (image[2] != image[3])
     throw InvalidArgument(
         fmt::format("the presets take square images, the data has {}x{}", image[2], image[3]));
+  if (a.config.augment.crop_padding > image[2])
+    throw InvalidArgument(fmt::format("--crop-padding {} is larger than the images ({} pixels)",
+                                      a.config.augment.crop_padding, image[2]));
+  a.config.identity = data_identity(a.data);
   a.spec.classes = data.split.train.num_classes();
   a.spec.in_channels = image[1];
   a.spec.image_size = image[2];
@@ -67,9 +74,16 @@ int run_train(TrainArgs& a) {
                             e.train_seconds);
       });
   progress.finish();
+  for (const std::string& note : result.notes) std::printf("%s\n", note.c_str());
   if (result.resumed_from > 0)
     std::printf("resumed from '%s' after epoch %d\n", a.checkpoint.string().c_str(),
                 result.resumed_from);
+  if (!result.interrupted && stop_requested().load()) {
+    // Ctrl-C during the last evaluation or checkpoint: the run is complete, but stop here.
+    std::printf("interrupted after the last epoch; '%s' holds it\n",
+                a.no_checkpoint ? "no checkpoint" : a.checkpoint.string().c_str());
+    return kInterruptedStatus;
+  }
   if (result.interrupted) {
     const std::size_t done = result.epochs.size();
     if (a.no_checkpoint || done == 0)
@@ -105,7 +119,7 @@ Runner add_train(CLI::App& app) {
   cmd->add_option("--model", args->spec.preset,
                   "standard_cnn, separable_cnn, mobilenet_v1 or mobilenet_v2")
       ->check(CLI::IsMember(preset_names()));
-  cmd->add_option("--width", args->spec.width, "channel width multiplier")->check(positive());
+  cmd->add_option("--width", args->spec.width, "channel width multiplier")->check(width_range());
   add_data_options(*cmd, args->data);
   add_train_options(*cmd, args->config);
   cmd->add_option("--checkpoint", args->checkpoint,
@@ -118,6 +132,10 @@ Runner add_train(CLI::App& app) {
   add_threads_option(*cmd, args->threads);
   // For tests of --resume: behaves as a Ctrl-C right after that many epochs.
   cmd->add_option("--stop-after", args->config.stop_after)->group("")->check(positive());
+  // For tests of Ctrl-C in the middle of an epoch: a SIGINT after that many steps.
+  cmd->add_option("--interrupt-at-step", args->config.interrupt_at_step)
+      ->group("")
+      ->check(positive());
   return [args] { return run_train(*args); };
 }
 

@@ -58,8 +58,8 @@ void check(const ModelSpec& spec) {
   if (std::find(names.begin(), names.end(), spec.preset) == names.end())
     throw InvalidArgument(fmt::format("model: unknown preset '{}' (choose one of: {})", spec.preset,
                                       fmt::join(names, ", ")));
-  if (!(spec.width > 0) || !std::isfinite(spec.width))
-    throw InvalidArgument(fmt::format("model: width must be > 0, got {}", spec.width));
+  if (!(spec.width > 0 && spec.width <= 16))
+    throw InvalidArgument(fmt::format("model: width must be in (0, 16], got {}", spec.width));
   if (spec.classes <= 0)
     throw InvalidArgument(fmt::format("model: classes must be > 0, got {}", spec.classes));
   if (spec.in_channels <= 0)

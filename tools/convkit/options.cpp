@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 
 #include "convkit/core/error.hpp"
@@ -15,17 +17,24 @@ namespace convkit::cli {
 
 namespace {
 
+/// The number in `text`, or an error message.
+std::string parse_number(const std::string& text, double& v) {
+  try {
+    std::size_t used = 0;
+    v = std::stod(text, &used);
+    if (used != text.size()) return fmt::format("'{}' is not a number", text);
+  } catch (const std::exception&) {
+    return fmt::format("'{}' is not a number", text);
+  }
+  if (!std::isfinite(v)) return fmt::format("'{}' is not a finite number", text);
+  return "";
+}
+
 CLI::Validator number_check(bool allow_zero) {
   return CLI::Validator(
       [allow_zero](std::string& text) -> std::string {
         double v = 0;
-        try {
-          std::size_t used = 0;
-          v = std::stod(text, &used);
-          if (used != text.size()) return fmt::format("'{}' is not a number", text);
-        } catch (const std::exception&) {
-          return fmt::format("'{}' is not a number", text);
-        }
+        if (auto bad = parse_number(text, v); !bad.empty()) return bad;
         if (v > 0 || (allow_zero && v == 0)) return "";
         return fmt::format("must be {} 0, got {}", allow_zero ? ">=" : ">", text);
       },
@@ -37,6 +46,41 @@ CLI::Validator number_check(bool allow_zero) {
 CLI::Validator positive() { return number_check(false); }
 CLI::Validator non_negative() { return number_check(true); }
 
+CLI::Validator width_range() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double v = 0;
+        if (auto bad = parse_number(text, v); !bad.empty()) return bad;
+        return v > 0 && v <= 16 ? "" : fmt::format("must be in (0, 16], got {}", text);
+      },
+      "(0, 16]");
+}
+
+CLI::Validator unsigned_integer() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::uint64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+          return fmt::format("must be an integer in [0, 2^64), got '{}'", text);
+        return "";
+      },
+      "UINT64");
+}
+
+std::map<std::string, std::string> data_identity(const DataOptions& o) {
+  std::map<std::string, std::string> id{{"data.source", o.source}};
+  if (o.source == "embedded") {
+    id["data.train_size"] = std::to_string(o.train_size);
+    id["data.test_size"] = std::to_string(o.test_size);
+    id["data.image_size"] = std::to_string(o.image_size);
+    id["data.seed"] = std::to_string(o.seed);
+  } else {
+    id["data.dir"] = std::filesystem::absolute(o.dir).lexically_normal().string();
+  }
+  return id;
+}
+
 void add_data_options(CLI::App& app, DataOptions& o) {
   app.add_option("--data", o.source,
                  "embedded (generated shapes, the default), cifar10 (binary version) or mnist "
@@ -47,7 +91,8 @@ void add_data_options(CLI::App& app, DataOptions& o) {
   app.add_option("--test-size", o.test_size, "embedded: test images")->check(positive());
   app.add_option("--image-size", o.image_size, "embedded: image side in pixels (>= 16)")
       ->check(CLI::Range(16, 256));
-  app.add_option("--data-seed", o.seed, "embedded: which images are generated");
+  app.add_option("--data-seed", o.seed, "embedded: which images are generated")
+      ->check(unsigned_integer());
 }
 
 LoadedData load_data(const DataOptions& o) {
@@ -89,18 +134,22 @@ void add_train_options(CLI::App& app, TrainConfig& c) {
   app.add_option("--weight-decay", c.weight_decay, "weight decay (default: the optimizer's)")
       ->check(non_negative())
       ->default_str("");
-  app.add_option("--seed", c.seed, "weights, data order and augmentation");
+  app.add_option("--seed", c.seed, "weights, data order and augmentation")
+      ->check(unsigned_integer());
   app.add_option("--crop-padding", c.augment.crop_padding,
                  "random crop after zero padding by this many pixels (0: off)")
       ->check(non_negative());
-  app.add_flag("--flip,!--no-flip", c.augment.horizontal_flip, "random horizontal flips");
+  app.add_flag("--flip,!--no-flip", c.augment.horizontal_flip,
+               fmt::format("random horizontal flips (default {})",
+                           c.augment.horizontal_flip ? "on" : "off"))
+      ->default_str("");
   app.add_flag("!--nchw", c.channels_last, "keep batches in NCHW instead of channels-last (NHWC)")
       ->default_str("");
 }
 
 void add_threads_option(CLI::App& app, int& threads) {
   app.add_option("--threads", threads, "threads for the kernels (0: every core)")
-      ->check(non_negative());
+      ->check(CLI::Range(0, 1024));
 }
 
 int apply_threads(int threads) {

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "convkit/io/datasets.hpp"
@@ -31,6 +32,13 @@ struct LoadedData {
 /// checks print the whole range of a double).
 CLI::Validator positive();
 CLI::Validator non_negative();
+/// A width multiplier: in (0, 16].
+CLI::Validator width_range();
+/// An unsigned 64-bit integer written in decimal digits ("-1" is refused, not wrapped).
+CLI::Validator unsigned_integer();
+
+/// What must be equal for a checkpoint of a run on these data to continue it.
+std::map<std::string, std::string> data_identity(const DataOptions& options);
 
 /// Adds --data, --data-dir, --train-size, --test-size, --image-size, --data-seed.
 void add_data_options(CLI::App& app, DataOptions& options);

@@ -28,6 +28,7 @@ void Progress::begin(std::string label, int epochs) {
   run_start_ = Clock::now();
   last_draw_ = {};
   last_quarter_ = -1;
+  first_epoch_ = -1;
 }
 
 void Progress::write_line(const std::string& text, bool in_place) {
@@ -46,7 +47,10 @@ void Progress::step(int epoch, std::int64_t step, std::int64_t steps, double los
   const double epoch_fraction = static_cast<double>(step) / static_cast<double>(steps);
   // The ETA assumes the remaining steps go at this run's average pace so far.
   const double elapsed = std::chrono::duration<double>(Clock::now() - run_start_).count();
-  const double done = (epoch - 1 + epoch_fraction) / std::max(1, epochs_);
+  // Epochs done before this process (a resumed run) took no time here: leave them out.
+  if (first_epoch_ < 0) first_epoch_ = epoch - 1;
+  const double done =
+      (epoch - 1 - first_epoch_ + epoch_fraction) / std::max(1, epochs_ - first_epoch_);
   const double eta = done > 0 ? elapsed * (1 - done) / done : NAN;
   const std::string stats =
       fmt::format("epoch {}/{} step {}/{} loss {:.4f} acc {:5.1f}% {:.0f} img/s ETA {}", epoch,

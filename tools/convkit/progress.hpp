@@ -35,6 +35,7 @@ class Progress {
   int epochs_ = 0;
   std::chrono::steady_clock::time_point run_start_, last_draw_;
   std::int64_t last_quarter_ = -1;
+  int first_epoch_ = -1;  // epochs done before the first step this process saw
 };
 
 /// "1:05" / "12s"

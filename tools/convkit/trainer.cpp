@@ -2,9 +2,11 @@
 #include "trainer.hpp"
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <memory>
 #include <sstream>
@@ -50,6 +52,9 @@ Resolved resolve(const TrainConfig& c) {
   if (c.batch <= 0) throw InvalidArgument(fmt::format("batch must be > 0, got {}", c.batch));
   if (c.optimizer != "sgd" && c.optimizer != "adamw")
     throw InvalidArgument(fmt::format("optimizer must be 'sgd' or 'adamw', got '{}'", c.optimizer));
+  if (!std::isfinite(c.lr) || !std::isfinite(c.weight_decay))
+    throw InvalidArgument(
+        fmt::format("lr and weight decay must be finite, got {} and {}", c.lr, c.weight_decay));
   if (c.augment.crop_padding < 0)
     throw InvalidArgument(fmt::format("crop padding must be >= 0, got {}", c.augment.crop_padding));
   const bool sgd = c.optimizer == "sgd";
@@ -90,6 +95,8 @@ std::map<std::string, std::string> run_identity(const ModelSpec& spec, const Tra
   id["train.seed"] = std::to_string(c.seed);
   id["train.crop_padding"] = std::to_string(c.augment.crop_padding);
   id["train.flip"] = std::to_string(c.augment.horizontal_flip ? 1 : 0);
+  id["train.layout"] = c.channels_last ? "channels-last" : "nchw";
+  for (const auto& [key, value] : c.identity) id[key] = value;
   return id;
 }
 
@@ -118,8 +125,17 @@ std::vector<EpochStats> parse_history(const std::string& text, const std::string
 /// Loads `path` into model and optimizer; returns the history it holds.
 std::vector<EpochStats> resume_from(const std::filesystem::path& path, nn::Module& model,
                                     optim::Optimizer& opt,
-                                    const std::map<std::string, std::string>& identity) {
+                                    const std::map<std::string, std::string>& identity,
+                                    std::vector<std::string>& notes) {
   const io::Checkpoint ck = io::load_checkpoint(path);
+  // Sums split over threads round differently: another count continues the run, not bit for
+  // bit the run an uninterrupted process would have made.
+  const std::string threads = std::to_string(omp_get_max_threads());
+  if (const auto it = ck.extra.find("train.threads"); it != ck.extra.end() && it->second != threads)
+    notes.push_back(fmt::format(
+        "note: '{}' was written with {} threads, this run uses {}: it continues the run, but not "
+        "bit for bit as one uninterrupted process would (use --threads {} for that)",
+        path.string(), it->second, threads, it->second));
   for (const auto& [key, want] : identity) {
     const auto it = ck.extra.find(key);
     const std::string have = it == ck.extra.end() ? "(missing)" : it->second;
@@ -145,6 +161,8 @@ std::vector<EpochStats> resume_from(const std::filesystem::path& path, nn::Modul
 }
 
 }  // namespace
+
+void validate(const TrainConfig& config) { resolve(config); }
 
 std::string describe_optimizer(const TrainConfig& config) {
   const Resolved r = resolve(config);
@@ -208,7 +226,7 @@ TrainResult train(nn::Module& model, const ModelSpec& spec, const io::DatasetSpl
 
   TrainResult result;
   if (config.resume && !config.checkpoint.empty() && std::filesystem::exists(config.checkpoint)) {
-    result.epochs = resume_from(config.checkpoint, model, *opt, identity);
+    result.epochs = resume_from(config.checkpoint, model, *opt, identity, result.notes);
     result.resumed_from = static_cast<int>(result.epochs.size());
     sched.set_epoch(result.resumed_from * steps);
   }
@@ -240,6 +258,8 @@ TrainResult train(nn::Module& model, const ModelSpec& spec, const io::DatasetSpl
       loss_sum += loss.value().get_flat(0);
       right += count_correct(logits.value(), y);
       stats.images += config.batch;
+      if (config.interrupt_at_step > 0 && epoch * steps + step + 1 == config.interrupt_at_step)
+        std::raise(SIGINT);  // through the installed handler, like a Ctrl-C in the terminal
       if (on_step)
         on_step(epoch + 1, step + 1, steps, loss_sum / static_cast<double>(step + 1),
                 static_cast<double>(right) / static_cast<double>(stats.images),
@@ -253,6 +273,7 @@ TrainResult train(nn::Module& model, const ModelSpec& spec, const io::DatasetSpl
     if (!config.checkpoint.empty()) {
       auto extra = identity;
       extra["history"] = history_text(result.epochs);
+      extra["train.threads"] = std::to_string(omp_get_max_threads());
       io::save_checkpoint(config.checkpoint, {.model = model.state_dict(),
                                               .optimizer = opt->state_dict(),
                                               .optimizer_kind = std::string(opt->kind()),

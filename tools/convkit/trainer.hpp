@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct TrainConfig {
   std::filesystem::path checkpoint = {};  // empty: none; else written after every epoch
   bool resume = false;                    // continue from `checkpoint` when it exists
   int stop_after = 0;  // > 0: stop as if interrupted once this many epochs are complete
+  std::int64_t interrupt_at_step = 0;  // > 0: raise SIGINT after this many steps (tests)
+  /// More entries that a checkpoint must hold with equal values to be resumed by this run
+  /// (the data set: source, sizes, seed).
+  std::map<std::string, std::string> identity = {};
 };
 
 /// What one epoch did. Accuracies in [0, 1]; train ones over the epoch's (augmented)
@@ -43,6 +48,7 @@ struct TrainResult {
   std::vector<EpochStats> epochs;  // every epoch so far, resumed ones included
   bool interrupted = false;        // stopped by the stop flag before finishing
   int resumed_from = 0;            // epochs loaded from the checkpoint
+  std::vector<std::string> notes;  // what the caller should tell the user (e.g. on resume)
 };
 
 /// Called as training advances: (epoch 1-based, step, steps per epoch, mean loss so far,
@@ -50,6 +56,9 @@ struct TrainResult {
 using StepCallback = std::function<void(int epoch, std::int64_t step, std::int64_t steps,
                                         double loss, double accuracy, double images_per_s)>;
 using EpochCallback = std::function<void(const EpochStats&)>;
+
+/// Throws InvalidArgument naming what is wrong with `config` (before any data is read).
+void validate(const TrainConfig& config);
 
 /// "AdamW, peak lr 0.003, weight decay 0.05" (the defaults resolved). Throws like train()
 /// for an unknown optimizer.
