@@ -1,5 +1,4 @@
 // convkit: the command-line program — compare, train, summary and bench (see --help).
-#include <malloc.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -11,11 +10,6 @@
 #include "convkit/core/error.hpp"
 
 int main(int argc, char** argv) {
-  // Training frees and reallocates the same activation sizes every step: keep freed memory in
-  // the heap instead of handing it back to the kernel, which would fault it in again zeroed
-  // (7% of a MobileNetV2 step went to clearing pages).
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   CLI::App app{
       "convkit: train, compare and measure convolutional networks made of standard, "
       "depthwise and separable convolutions, on the CPU."};
