@@ -102,7 +102,7 @@ TEST(Datasets, Cifar10RefusesBrokenFiles) {
     TempDir dir;
     write_cifar(dir);
     Bytes cut = cifar_file(4, 3);
-    cut.resize(cut.size() - 100);
+    cut.erase(cut.end() - 100, cut.end());
     dir.write("data_batch_4.bin", cut);
     expect_error<FormatError>([&] { load_cifar10(dir.path); },
                               {"data_batch_4.bin", "9119 bytes", "multiple of 3073", "truncated"});
@@ -198,7 +198,7 @@ TEST(Datasets, MnistRefusesBrokenFiles) {
                                                             "train-labels-idx1-ubyte", "4 labels"});
 
   Bytes cut = idx_images(5, 28, 28, 1);
-  cut.resize(cut.size() - 784);  // the header still says 5 images
+  cut.erase(cut.end() - 784, cut.end());  // the header still says 5 images
   dir.write("train-images-idx3-ubyte", cut);
   dir.write("train-labels-idx1-ubyte", idx_labels(5, 1));
   expect_error<FormatError>(
