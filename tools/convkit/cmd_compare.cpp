@@ -124,17 +124,8 @@ int run_compare(CompareArgs& a) {
     r.description = describe(spec);
     r.params = summary.count.trainable;  // as PyTorch counts: batch-norm statistics are not
     r.macs_per_image = summary.total_macs;
-    progress.begin(r.name, a.config.epochs);
-    const TrainResult result = train(
-        *model, spec, data.split, a.config,
-        [&](int epoch, std::int64_t step, std::int64_t steps, double loss, double acc, double ips) {
-          progress.step(epoch, step, steps, loss, acc, ips);
-        },
-        [&](const EpochStats& e) {
-          progress.epoch_done(e.epoch, e.train_loss, e.train_accuracy, e.test_accuracy,
-                              e.train_seconds);
-        });
-    progress.finish();
+    const TrainResult result =
+        train_with_progress(*model, spec, data.split, a.config, progress, r.name);
     if (result.interrupted || stop_requested().load()) {
       std::printf("interrupted while training %s; no report written\n", r.name.c_str());
       return kInterruptedStatus;

@@ -62,18 +62,9 @@ int run_train(TrainArgs& a) {
   std::fflush(stdout);
 
   Progress progress;
-  progress.begin(a.spec.preset, a.config.epochs);
   install_interrupt_handler();
-  const TrainResult result = train(
-      *model, a.spec, data.split, a.config,
-      [&](int epoch, std::int64_t step, std::int64_t steps, double loss, double acc, double ips) {
-        progress.step(epoch, step, steps, loss, acc, ips);
-      },
-      [&](const EpochStats& e) {
-        progress.epoch_done(e.epoch, e.train_loss, e.train_accuracy, e.test_accuracy,
-                            e.train_seconds);
-      });
-  progress.finish();
+  const TrainResult result =
+      train_with_progress(*model, a.spec, data.split, a.config, progress, a.spec.preset);
   for (const std::string& note : result.notes) std::printf("%s\n", note.c_str());
   if (result.resumed_from > 0)
     std::printf("resumed from '%s' after epoch %d\n", a.checkpoint.string().c_str(),

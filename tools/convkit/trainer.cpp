@@ -291,4 +291,21 @@ TrainResult train(nn::Module& model, const ModelSpec& spec, const io::DatasetSpl
   return result;
 }
 
+TrainResult train_with_progress(nn::Module& model, const ModelSpec& spec,
+                                const io::DatasetSplit& data, const TrainConfig& config,
+                                Progress& progress, const std::string& label) {
+  progress.begin(label, config.epochs);
+  TrainResult result = train(
+      model, spec, data, config,
+      [&](int epoch, std::int64_t step, std::int64_t steps, double loss, double acc, double ips) {
+        progress.step(epoch, step, steps, loss, acc, ips);
+      },
+      [&](const EpochStats& e) {
+        progress.epoch_done(e.epoch, e.train_loss, e.train_accuracy, e.test_accuracy,
+                            e.train_seconds);
+      });
+  progress.finish();
+  return result;
+}
+
 }  // namespace convkit::cli

@@ -14,6 +14,7 @@
 #include "convkit/io/datasets.hpp"
 #include "convkit/nn/module.hpp"
 #include "models.hpp"
+#include "progress.hpp"
 
 namespace convkit::cli {
 
@@ -77,6 +78,11 @@ void install_interrupt_handler();
 TrainResult train(nn::Module& model, const ModelSpec& spec, const io::DatasetSplit& data,
                   const TrainConfig& config, const StepCallback& on_step = {},
                   const EpochCallback& on_epoch = {});
+
+/// train() with its steps and epochs shown on `progress` under `label`.
+TrainResult train_with_progress(nn::Module& model, const ModelSpec& spec,
+                                const io::DatasetSplit& data, const TrainConfig& config,
+                                Progress& progress, const std::string& label);
 
 /// Accuracy of `model` in eval mode on `data`, in batches of `batch`.
 double evaluate(nn::Module& model, const io::Dataset& data, std::int64_t batch, bool channels_last);
