@@ -21,6 +21,16 @@ Module& Sequential::operator[](std::size_t i) const {
   return *children()[i].second;
 }
 
+std::shared_ptr<Module> Sequential::at(std::size_t i) const {
+  require(i < size(), "Sequential: index {} out of range for {} modules", i, size());
+  return children()[i].second;
+}
+
+void Sequential::replace(std::size_t i, std::shared_ptr<Module> module) {
+  require(i < size(), "Sequential: index {} out of range for {} modules", i, size());
+  replace_child(children()[i].first, std::move(module));
+}
+
 ag::Variable Sequential::forward(const ag::Variable& x) {
   ag::Variable y = x;
   for (const auto& [name, child] : children()) y = (*child)(y);

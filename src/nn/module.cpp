@@ -87,6 +87,17 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> child) {
   children_.emplace_back(name, std::move(child));
 }
 
+void Module::replace_child(const std::string& name, std::shared_ptr<Module> child) {
+  require(child != nullptr, "{}: replacement for child '{}' is null", type_name(), name);
+  for (auto& [n, c] : children_) {
+    if (n != name) continue;
+    child->train(training_);
+    c = std::move(child);
+    return;
+  }
+  throw InvalidArgument(fmt::format("{}: no child named '{}' to replace", type_name(), name));
+}
+
 void Module::collect(const std::string& prefix, StateDict* state,
                      std::vector<std::pair<std::string, ag::Variable>>* params,
                      std::vector<std::pair<std::string, Tensor>>* buffers) const {

@@ -48,6 +48,21 @@ TEST(Module, TrainEvalIsRecursive) {
   for (auto& [path, m] : net->named_modules()) EXPECT_TRUE(m->is_training()) << path;
 }
 
+TEST(Module, SequentialReplaceKeepsPlaceAndTakesTrainingMode) {
+  auto net = small_net();
+  net->eval();
+  auto conv_bn = std::dynamic_pointer_cast<Sequential>(net->at(0));
+  ASSERT_NE(conv_bn, nullptr);
+  conv_bn->replace(1, std::make_shared<Identity>());
+  EXPECT_EQ(conv_bn->at(1)->type_name(), "Identity");
+  EXPECT_FALSE(conv_bn->at(1)->is_training());
+  EXPECT_EQ(keys_of(net->state_dict())[0], "0.0.weight");
+  EXPECT_EQ(keys_of(net->state_dict())[1], "1.depthwise.weight");  // the BN keys are gone
+  test::expect_error<InvalidArgument>([&] { conv_bn->replace(5, std::make_shared<Identity>()); },
+                                     {"index 5 out of range"});
+  test::expect_error<InvalidArgument>([&] { conv_bn->replace(0, nullptr); }, {"is null"});
+}
+
 TEST(Module, LoadStateDictRoundTripsAndSharesStorage) {
   manual_seed(1);
   auto a = small_net();

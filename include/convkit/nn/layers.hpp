@@ -197,6 +197,10 @@ class Sequential : public Module {
   std::size_t size() const { return children().size(); }
   /// The i-th module.
   Module& operator[](std::size_t i) const;
+  /// The i-th module as a shared pointer (to keep it, or to replace it).
+  std::shared_ptr<Module> at(std::size_t i) const;
+  /// Puts `module` in the i-th place (keys keep the index: "i.<its keys>"); fusion uses it.
+  void replace(std::size_t i, std::shared_ptr<Module> module);
   ag::Variable forward(const ag::Variable& x) override;
   std::string type_name() const override { return "Sequential"; }
 };

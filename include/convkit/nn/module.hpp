@@ -123,6 +123,11 @@ class Module {
     add_child(name, child);
     return child;
   }
+  /// Puts `child` in the place of the child registered under `name` (same name, same
+  /// position; it takes this module's training mode). For containers that reach their
+  /// children only through children(), such as Sequential; a module that also keeps a typed
+  /// pointer to the child must not use it.
+  void replace_child(const std::string& name, std::shared_ptr<Module> child);
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> child);
