@@ -80,6 +80,21 @@ Variable sigmoid(const Variable& x) {
   });
 }
 
+Variable softplus(const Variable& x) {
+  // PyTorch's threshold 20: above it log1p(exp(x)) rounds to x in float32.
+  return pointwise(
+      x, "softplus", [](double v) { return v > 20 ? v : std::log1p(std::exp(v)); },
+      [](double v) { return v > 20 ? 1.0 : sigmoid_of(v); });
+}
+
+Variable abs(const Variable& x) {
+  return piecewise(
+      x, "abs", [](auto v) { return v < 0 ? -v : v; },
+      [](auto v, auto g) {  // sign(x) * g: nothing passes at 0, as in PyTorch
+        return v > 0 ? g : (v < 0 ? -g : decltype(g)(0));
+      });
+}
+
 Variable hardsigmoid(const Variable& x) {
   return pointwise(
       x, "hardsigmoid", [](double v) { return std::min(std::max(v + 3, 0.0), 6.0) / 6; },

@@ -83,8 +83,15 @@ ConvOptions ConvNd::conv_options() const {
                      .output_padding = options_.output_padding.v};
 }
 
+std::vector<std::string> ConvNd::transformable_params() const {
+  if (bias.defined()) return {"weight", "bias"};
+  return {"weight"};
+}
+
 ag::Variable ConvNd::forward(const ag::Variable& x) {
   const ConvOptions o = conv_options();
+  // The weight and bias in use: masked when pruned, constrained when parametrized.
+  const ag::Variable weight = param("weight"), bias = param("bias");
   if (transposed_) {
     if (ndims_ == 1) return ag::conv_transpose1d(x, weight, bias, o);
     if (ndims_ == 2) return ag::conv_transpose2d(x, weight, bias, o);
@@ -200,9 +207,14 @@ ag::Variable ChannelScale::forward(const ag::Variable& x) {
           "ChannelScale: input must be (N, {}, ...), got {}", channels_, x.shape().str());
   std::vector<std::int64_t> bshape(static_cast<std::size_t>(x.dim()), 1);
   bshape[1] = channels_;
-  ag::Variable y = ag::mul(x, ag::reshape(weight, bshape));
-  if (bias.defined()) y = ag::add(y, ag::reshape(bias, bshape));
+  ag::Variable y = ag::mul(x, ag::reshape(param("weight"), bshape));
+  if (bias.defined()) y = ag::add(y, ag::reshape(param("bias"), bshape));
   return y;
+}
+
+std::vector<std::string> ChannelScale::transformable_params() const {
+  if (bias.defined()) return {"weight", "bias"};
+  return {"weight"};
 }
 
 std::int64_t ChannelScale::macs(const Shape&, const Shape& out) const { return out.numel(); }

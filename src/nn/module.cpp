@@ -3,9 +3,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 
+#include "convkit/autograd/functional.hpp"
+#include "convkit/nn/parametrize.hpp"
 #include "core/check.hpp"
+#include "nn/module_access.hpp"
 #include "nn/recorder.hpp"
 
 namespace convkit::nn {
@@ -100,18 +104,58 @@ void Module::replace_child(const std::string& name, std::shared_ptr<Module> chil
 
 void Module::collect(const std::string& prefix, StateDict* state,
                      std::vector<std::pair<std::string, ag::Variable>>* params,
-                     std::vector<std::pair<std::string, Tensor>>* buffers) const {
+                     std::vector<std::pair<std::string, Tensor>>* buffers,
+                     const StateDictOptions& options) const {
   // PyTorch's order (Module._save_to_state_dict): own parameters, own buffers, children.
+  // torch.nn.utils.prune deletes the parameter and registers "<name>_orig" at the end.
+  auto renamed = [&](const std::string& name) {
+    return options.pytorch_prune_names &&
+           std::find(pruned_.begin(), pruned_.end(), name) != pruned_.end();
+  };
   for (const auto& [name, p] : params_) {
+    if (renamed(name)) continue;
     if (state) state->emplace_back(prefix + name, p.value());
     if (params) params->emplace_back(prefix + name, p);
+  }
+  for (const std::string& name : pruned_) {
+    if (!options.pytorch_prune_names) break;
+    for (const auto& [n, p] : params_) {
+      if (n != name) continue;
+      if (state) state->emplace_back(prefix + name + "_orig", p.value());
+      if (params) params->emplace_back(prefix + name + "_orig", p);
+    }
   }
   for (const auto& [name, b] : buffers_) {
     if (state) state->emplace_back(prefix + name, b);
     if (buffers) buffers->emplace_back(prefix + name, b);
   }
   for (const auto& [name, child] : children_)
-    child->collect(prefix + name + ".", state, params, buffers);
+    child->collect(prefix + name + ".", state, params, buffers, options);
+}
+
+ag::Variable Module::param(const std::string& name) const {
+  for (const auto& [n, child] : children_) {
+    if (n != "parametrizations") continue;
+    if (const auto* dict = dynamic_cast<const parametrize::ParametrizationDict*>(child.get()))
+      if (const parametrize::ParametrizationList* list = dict->find(name)) return list->evaluate();
+  }
+  for (const auto& [n, p] : params_) {
+    if (n != name) continue;
+    if (std::find(pruned_.begin(), pruned_.end(), name) == pruned_.end()) return p;
+    for (const auto& [b, mask] : buffers_)
+      if (b == name + "_mask") return ag::mul(p, ag::Variable(mask));
+    throw InvalidArgument(fmt::format("{}: the pruned parameter '{}' lost its mask '{}_mask'",
+                                      type_name(), name, name));
+  }
+  return {};
+}
+
+void detail::require_transformable(const Module& m, const std::string& name, const char* what) {
+  const std::vector<std::string> names = m.transformable_params();
+  require(std::find(names.begin(), names.end(), name) != names.end(),
+          "{}: {}'s forward does not read '{}' through Module::param, so it cannot be {}d "
+          "(it can: [{}])",
+          what, m.type_name(), name, what, join(names));
 }
 
 std::vector<std::pair<std::string, ag::Variable>> Module::named_parameters() const {
@@ -144,9 +188,9 @@ void Module::zero_grad() {
   for (auto& p : parameters()) p.zero_grad();
 }
 
-StateDict Module::state_dict() const {
+StateDict Module::state_dict(const StateDictOptions& options) const {
   StateDict out;
-  collect("", &out, nullptr, nullptr);
+  collect("", &out, nullptr, nullptr, options);
   return out;
 }
 
@@ -154,6 +198,20 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
   const StateDict own = state_dict();
   std::map<std::string, const Tensor*> given;
   for (const auto& [name, t] : state) given[name] = &t;
+  // A pruned parameter also loads from PyTorch's "<name>_orig" (StateDictOptions).
+  std::map<std::string, std::string> alias_of;  // "<path>weight_orig" -> "<path>weight"
+  auto find_pruned = [&](auto&& self, const Module& m, const std::string& prefix) -> void {
+    for (const std::string& p : m.pruned_) alias_of[prefix + p + "_orig"] = prefix + p;
+    for (const auto& [name, child] : m.children_) self(self, *child, prefix + name + ".");
+  };
+  find_pruned(find_pruned, *this, "");
+  for (const auto& [alias, name] : alias_of) {
+    auto it = given.find(alias);
+    if (it != given.end() && !given.count(name)) {
+      given[name] = it->second;
+      given.erase(it);
+    }
+  }
 
   std::vector<std::string> missing, unexpected, mismatched;
   std::map<std::string, bool> expected;
@@ -167,8 +225,12 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
                                        it->second->shape().str()));
     }
   }
-  for (const auto& [name, t] : state)
-    if (!expected.count(name)) unexpected.push_back(name);
+  for (const auto& [name, t] : state) {
+    auto a = alias_of.find(name);
+    const bool loads = expected.count(name) || (a != alias_of.end() && given.count(a->second) &&
+                                                given.at(a->second) == &t);
+    if (!loads) unexpected.push_back(name);
+  }
 
   const bool fail = !mismatched.empty() || (strict && (!missing.empty() || !unexpected.empty()));
   if (fail) {

@@ -54,7 +54,12 @@ ag::Variable Linear::forward(const ag::Variable& x) {
   require(x.dim() >= 1 && x.size(x.dim() - 1) == options_.in,
           "Linear: the last input dimension must be {}, got input {}", options_.in,
           x.shape().str());
-  return ag::linear(x, weight, bias);
+  return ag::linear(x, param("weight"), param("bias"));
+}
+
+std::vector<std::string> Linear::transformable_params() const {
+  if (bias.defined()) return {"weight", "bias"};
+  return {"weight"};
 }
 
 std::int64_t Linear::macs(const Shape&, const Shape& out) const {

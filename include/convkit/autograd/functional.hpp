@@ -50,6 +50,8 @@ Variable sigmoid(const Variable& x);
 Variable hardsigmoid(const Variable& x);  // relu6(x + 3) / 6
 Variable hardswish(const Variable& x);    // x * relu6(x + 3) / 6
 Variable silu(const Variable& x);
+Variable softplus(const Variable& x);  // log(1 + exp(x)); x itself above 20, like PyTorch
+Variable abs(const Variable& x);       // gradient sign(x), 0 at 0
 Variable tanh(const Variable& x);
 Variable softmax(const Variable& x, int dim);
 Variable log_softmax(const Variable& x, int dim);
@@ -63,6 +65,16 @@ Variable reshape(const Variable& x, const std::vector<std::int64_t>& sizes);  //
 Variable flatten(const Variable& x, int start_dim = 1, int end_dim = -1);
 Variable permute(const Variable& x, const std::vector<int>& dims);
 Variable concat(const std::vector<Variable>& xs, int dim);
+
+// ---- tied entries (parametrizations) ----
+/// Views x as rows of P = group_of.size() entries (x.numel() must be a multiple of P; for a
+/// convolution weight, P is the kernel's kh*kw) and replaces each entry by the mean of the
+/// entries of its row that share its group: y[r, i] = mean{x[r, j] : group_of[j] ==
+/// group_of[i]}. Every member of a group gets the same bits (one sum, in position order, in
+/// double). The map is a symmetric projection, so the gradient is tie_mean of the gradient.
+///   // left-right symmetric 1x3 kernels: positions 0 and 2 tied, 1 alone
+///   Variable w_sym = ag::tie_mean(w, {0, 1, 0});
+Variable tie_mean(const Variable& x, const std::vector<std::int64_t>& group_of);
 
 // ---- reductions ----
 Variable sum(const Variable& x);  // all elements -> shape ()

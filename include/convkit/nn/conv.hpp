@@ -39,6 +39,9 @@ class ConvNd : public Module {
   std::int64_t macs(const Shape& in, const Shape& out) const override;
   /// kernel, stride and dilation per spatial dimension; transposed for ConvTranspose*d.
   std::optional<Geometry> geometry(const Shape& in) const override;
+  /// weight and bias (when there is one) can be pruned or parametrized.
+  std::vector<std::string> transformable_params() const override;
+  bool transposed() const { return transposed_; }
 
   const ConvOpts& options() const { return options_; }
   /// The functional options forward passes to ag::conv*d.
@@ -157,6 +160,7 @@ class ChannelScale : public Module {
   ag::Variable forward(const ag::Variable& x) override;
   std::string type_name() const override { return "ChannelScale"; }
   std::int64_t macs(const Shape& in, const Shape& out) const override;
+  std::vector<std::string> transformable_params() const override;
   ag::Variable weight, bias;
 
  private:

@@ -47,6 +47,8 @@ class Linear : public Module {
   ag::Variable forward(const ag::Variable& x) override;
   std::string type_name() const override { return "Linear"; }
   std::int64_t macs(const Shape& in, const Shape& out) const override;
+  /// weight and bias (when there is one) can be pruned or parametrized.
+  std::vector<std::string> transformable_params() const override;
   ag::Variable weight, bias;
 
  private:

@@ -38,6 +38,19 @@ struct Geometry {
   bool transposed = false;
 };
 
+/// Options of Module::state_dict.
+struct StateDictOptions {
+  /// Names of pruned parameters (nn::prune). By default a pruned parameter keeps its key
+  /// "<name>" and its mask is the buffer "<name>_mask". true writes torch.nn.utils.prune's
+  /// names instead: "<name>_orig", after the module's other parameters, beside "<name>_mask",
+  /// which PyTorch's own pruned modules load. load_state_dict accepts either.
+  bool pytorch_prune_names = false;
+};
+
+namespace detail {
+struct ModuleAccess;
+}
+
 /// Seeds the generator every default initialization draws from (torch.manual_seed). Two
 /// models built after the same seed get identical parameters.
 void manual_seed(std::uint64_t seed);
@@ -103,8 +116,19 @@ class Module {
   /// Drops every parameter's gradient.
   void zero_grad();
 
+  /// What forward reads for the parameter `name`: the parameter itself, or, when it is
+  /// pruned (nn::prune), the parameter times its mask, or, when it is parametrized
+  /// (nn::parametrize), the output of its parametrizations. An undefined Variable when the
+  /// module has no such parameter (a convolution without bias). The public members such as
+  /// Conv2d::weight stay the stored, free tensor (PyTorch's weight_orig or
+  /// parametrizations.weight.original); param("weight") is the weight the layer uses.
+  ag::Variable param(const std::string& name) const;
+  /// The parameters this module's forward reads through param(), which are therefore the
+  /// ones that can be pruned or parametrized (convolutions and Linear: weight and bias).
+  virtual std::vector<std::string> transformable_params() const { return {}; }
+
   /// Parameters and buffers by dotted key. The tensors share storage with the module.
-  StateDict state_dict() const;
+  StateDict state_dict(const StateDictOptions& options = {}) const;
   /// Copies values into the parameters and buffers by key (converting the dtype if needed).
   /// Checks everything before changing anything: a key whose shape differs is always an
   /// error; with `strict`, so are missing and unexpected keys. The InvalidArgument lists
@@ -134,12 +158,15 @@ class Module {
   void require_new_name(const std::string& name) const;
   void collect(const std::string& prefix, StateDict* state,
                std::vector<std::pair<std::string, ag::Variable>>* params,
-               std::vector<std::pair<std::string, Tensor>>* buffers) const;
+               std::vector<std::pair<std::string, Tensor>>* buffers,
+               const StateDictOptions& options = {}) const;
+  friend struct detail::ModuleAccess;  // nn::prune and nn::parametrize rearrange the storage
 
   std::vector<std::pair<std::string, ag::Variable>> params_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+  std::vector<std::string> pruned_;  // parameters masked by "<name>_mask", in pruning order
 };
 
 /// Parameter counts as Keras reports them: trainable parameters, and non-trainable ones

@@ -5,4 +5,6 @@
 #include "convkit/nn/layers.hpp"
 #include "convkit/nn/mobilenet.hpp"
 #include "convkit/nn/module.hpp"
+#include "convkit/nn/parametrize.hpp"
+#include "convkit/nn/prune.hpp"
 #include "convkit/nn/summary.hpp"
