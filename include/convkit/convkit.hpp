@@ -1,6 +1,9 @@
 // Umbrella header: everything public in convkit.
 #pragma once
 
+#include "convkit/autograd/functional.hpp"
+#include "convkit/autograd/gradcheck.hpp"
+#include "convkit/autograd/variable.hpp"
 #include "convkit/core/dtype.hpp"
 #include "convkit/core/error.hpp"
 #include "convkit/core/shape.hpp"
@@ -8,6 +11,7 @@
 #include "convkit/io/checkpoint.hpp"
 #include "convkit/io/datasets.hpp"
 #include "convkit/io/safetensors.hpp"
+#include "convkit/nn/nn.hpp"
 #include "convkit/ops/conv.hpp"
 #include "convkit/ops/conv_dispatch.hpp"
 #include "convkit/ops/conv_problem.hpp"

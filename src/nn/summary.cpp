@@ -9,11 +9,20 @@
 #include <map>
 
 #include "convkit/autograd/variable.hpp"
+#include "convkit/nn/parametrize.hpp"
 #include "nn/recorder.hpp"
 
 namespace convkit::nn {
 
 namespace {
+
+// A layer, as opposed to a block: no children but its parametrizations (a parametrized
+// Conv2d is still one row; its parametrizations run inside its forward).
+bool is_leaf(const Module& m) {
+  for (const auto& [name, child] : m.children())
+    if (!dynamic_cast<const parametrize::ParametrizationDict*>(child.get())) return false;
+  return true;
+}
 
 struct Call {
   const Module* module;
@@ -160,7 +169,7 @@ Summary summary(Module& model, const Shape& input) {
   std::map<const Module*, FirstCall> first;
   FieldTracker tracker(input);
   for (const Call& c : recorder.calls) {
-    if (!c.module->children().empty()) continue;
+    if (!is_leaf(*c.module)) continue;
     std::vector<std::int64_t> field = tracker.step(*c.module, c.in, c.out);
     first.try_emplace(c.module, FirstCall{&c, std::move(field)});
   }
@@ -168,12 +177,14 @@ Summary summary(Module& model, const Shape& input) {
   Summary s;
   s.input = input;
   for (auto& [path, m] : model.named_modules()) {
-    if (!m->children().empty() || path.empty()) continue;
+    if (!is_leaf(*m)) continue;
     auto it = first.find(m);
     if (it == first.end()) continue;
     const Call& c = *it->second.call;
-    SummaryRow row{path, m->type_name(), c.out, 0, m->macs(c.in, c.out), it->second.field};
-    for (const auto& [name, p] : m->own_parameters()) row.params += p.numel();
+    // A model that is one layer gets one row, named after its type.
+    SummaryRow row{path.empty() ? m->type_name() : path, m->type_name(), c.out, 0,
+                   m->macs(c.in, c.out), it->second.field};
+    for (const auto& [name, p] : m->named_parameters()) row.params += p.numel();
     s.total_macs += row.macs;
     s.rows.push_back(std::move(row));
   }

@@ -180,6 +180,22 @@ TEST(Parametrize, StackingRemovingAndFreezing) {
   EXPECT_EQ(count_params(conv).trainable, 57);
 }
 
+TEST(Parametrize, SummaryKeepsAParametrizedLayerAsOneRow) {
+  Sequential net;
+  auto conv = net.push_back(std::make_shared<Conv2d>(ConvOpts{.in = 3, .out = 4, .kernel = 3}));
+  net.push_back(std::make_shared<ReLU>());
+  parametrize::register_parametrization(*conv, "weight", parametrize::symmetric(Flip::Both));
+  const Summary s = summary(net, {1, 3, 8, 8});
+  ASSERT_EQ(s.rows.size(), 2u);
+  EXPECT_EQ(s.rows[0].name, "0");
+  EXPECT_EQ(s.rows[0].params, 112);
+  EXPECT_EQ(s.rows[0].receptive_field, (std::vector<std::int64_t>{3, 3}));
+  const Summary alone = summary(*conv, {1, 3, 8, 8});
+  ASSERT_EQ(alone.rows.size(), 1u);
+  EXPECT_EQ(alone.rows[0].name, "Conv2d");
+  EXPECT_EQ(alone.total_macs, 4 * 27 * 36);
+}
+
 TEST(Parametrize, GradientsAreChecked) {
   const ag::Variable x(Tensor::uniform({2, 2, 6, 6}, -1, 1, 6, DType::F64));
   const ag::Variable w(Tensor::uniform({3, 2, 4, 4}, -1, 1, 7, DType::F64), true);

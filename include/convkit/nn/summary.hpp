@@ -13,7 +13,7 @@ struct SummaryRow {
   std::string name;  // PyTorch path, e.g. "features.1.conv.0.0"
   std::string type;  // "Conv2d"
   Shape output;      // output shape for the summarized input (first call)
-  std::int64_t params = 0;  // the module's own parameters (trainable or not)
+  std::int64_t params = 0;  // the module's parameters (trainable or not, parametrizations' too)
   std::int64_t macs = 0;    // multiply-adds of its forward pass for that input
   /// Receptive field of one output element in model-input pixels, per spatial dimension of
   /// the output ({h, w} for 2-D layers); empty when the output has no spatial dimensions
@@ -34,8 +34,9 @@ struct Summary {
 };
 
 /// Runs the model once on zeros of shape `input` (batch included) in eval mode without
-/// recording a graph, restores its mode, and lists every leaf module that ran, in
-/// named_modules() order, with the numbers of its first call. Multiply-adds count the whole
+/// recording a graph, restores its mode, and lists every leaf module that ran (a module
+/// without children other than its parametrizations; the model itself when it is one layer,
+/// named after its type), in named_modules() order, with the numbers of its first call. Multiply-adds count the whole
 /// batch.
 ///
 /// Receptive fields follow the leaf calls in execution order, each dimension on its own,
