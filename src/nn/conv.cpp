@@ -91,15 +91,15 @@ std::vector<std::string> ConvNd::transformable_params() const {
 ag::Variable ConvNd::forward(const ag::Variable& x) {
   const ConvOptions o = conv_options();
   // The weight and bias in use: masked when pruned, constrained when parametrized.
-  const ag::Variable weight = param("weight"), bias = param("bias");
+  const ag::Variable w = param("weight"), b = param("bias");
   if (transposed_) {
-    if (ndims_ == 1) return ag::conv_transpose1d(x, weight, bias, o);
-    if (ndims_ == 2) return ag::conv_transpose2d(x, weight, bias, o);
-    return ag::conv_transpose3d(x, weight, bias, o);
+    if (ndims_ == 1) return ag::conv_transpose1d(x, w, b, o);
+    if (ndims_ == 2) return ag::conv_transpose2d(x, w, b, o);
+    return ag::conv_transpose3d(x, w, b, o);
   }
-  if (ndims_ == 1) return ag::conv1d(x, weight, bias, o);
-  if (ndims_ == 2) return ag::conv2d(x, weight, bias, o);
-  return ag::conv3d(x, weight, bias, o);
+  if (ndims_ == 1) return ag::conv1d(x, w, b, o);
+  if (ndims_ == 2) return ag::conv2d(x, w, b, o);
+  return ag::conv3d(x, w, b, o);
 }
 
 std::int64_t ConvNd::macs(const Shape& in, const Shape&) const {
