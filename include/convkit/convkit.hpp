@@ -1,6 +1,7 @@
 // Umbrella header: everything public in convkit.
 #pragma once
 
+#include "convkit/autograd/external.hpp"
 #include "convkit/core/dtype.hpp"
 #include "convkit/core/error.hpp"
 #include "convkit/core/shape.hpp"
