@@ -10,6 +10,7 @@
 #include "autograd/ag_test_util.hpp"
 #include "convkit/autograd/external.hpp"
 #include "convkit/io/safetensors.hpp"
+#include "convkit/nn/layers.hpp"
 #include "test_util.hpp"
 
 namespace convkit::ag {
@@ -101,7 +102,8 @@ TEST(ExternalConvFixture, PerSampleMatchesPyTorch) {
           const Variable y = conv2d_per_sample(x, w, b, per_sample_options(c));
           EXPECT_EQ(y.value().memory_format(), MemoryFormat::ChannelsLast) << name;
           sum(y * Variable(f.at("R").to(dt))).backward();
-          const double rtol = dt == DType::F64 ? 1e-9 : 2e-4, atol = dt == DType::F64 ? 1e-11 : 2e-5;
+          const double rtol = dt == DType::F64 ? 1e-9 : 2e-4,
+                       atol = dt == DType::F64 ? 1e-11 : 2e-5;
           expect_close(y.value(), f.at("y"), rtol, atol, std::string(name) + " cl y");
           expect_close(x.grad(), f.at("grad.x"), rtol, atol * 10, std::string(name) + " cl grad.x");
           expect_close(w.grad(), f.at("grad.w"), rtol, atol * 10, std::string(name) + " cl grad.w");
@@ -165,23 +167,28 @@ TEST(ExternalConv, DemodulationRemovesTheStyleScale) {
   const Tensor a = modulated_conv2d(x, weight, Variable(s), {.padding = 1}).value();
   const Tensor b = modulated_conv2d(x, weight, Variable(s3), {.padding = 1}).value();
   expect_close(a, b, 1e-5, 1e-6, "demodulation removes the style's scale");
-  const Tensor c = modulated_conv2d(x, weight, Variable(s3), {.padding = 1, .demodulate = false})
-                       .value();
+  const Tensor c =
+      modulated_conv2d(x, weight, Variable(s3), {.padding = 1, .demodulate = false}).value();
   EXPECT_GT(std::abs(c.get({1, 0, 2, 2}) - a.get({1, 0, 2, 2})), 1e-3);
 }
 
 TEST(ExternalConvGrad, PerSample) {
   const Variable x = rnd({2, 4, 5, 6}, 1), w = rnd({2, 6, 2, 3, 2}, 2), b = rnd({2, 6}, 3);
   expect_gradcheck(
-      [](const V& v) { return conv2d_per_sample(v[0], v[1], v[2], {.stride = {2, 1}, .padding = 1, .groups = 2}); },
+      [](const V& v) {
+        return conv2d_per_sample(v[0], v[1], v[2], {.stride = {2, 1}, .padding = 1, .groups = 2});
+      },
       {x, w, b});
   const Variable xcl(x.value().to(MemoryFormat::ChannelsLast), true);
   expect_gradcheck(
-      [](const V& v) { return conv2d_per_sample(v[0], v[1], {}, {.padding = {0, 1}, .dilation = {2}, .groups = 2}); },
+      [](const V& v) {
+        return conv2d_per_sample(v[0], v[1], {}, {.padding = {0, 1}, .dilation = {2}, .groups = 2});
+      },
       {xcl, w});
   expect_gradcheck(
       [](const V& v) {
-        return conv2d_per_sample(v[0], v[1], v[2], {.padding = 1, .groups = 2, .padding_mode = PaddingMode::Reflect});
+        return conv2d_per_sample(v[0], v[1], v[2],
+                                 {.padding = 1, .groups = 2, .padding_mode = PaddingMode::Reflect});
       },
       {x, w, b});
 }
@@ -192,7 +199,8 @@ TEST(ExternalConvGrad, ModulatedEveryPath) {
   for (bool fused : {true, false})
     for (bool demod : {true, false}) {
       SCOPED_TRACE(std::string(fused ? "fused" : "non-fused") + (demod ? " demod" : ""));
-      const ModulatedConvOptions o{.stride = {2}, .padding = 1, .demodulate = demod, .fused = fused};
+      const ModulatedConvOptions o{
+          .stride = {2}, .padding = 1, .demodulate = demod, .fused = fused};
       expect_gradcheck([o](const V& v) { return modulated_conv2d(v[0], v[1], v[2], o, v[3]); },
                        {x, weight, styles, bias});
     }
@@ -202,13 +210,16 @@ TEST(ExternalConvGrad, Separable) {
   const Variable x = rnd({2, 3, 6, 6}, 8), dw = rnd({6, 1, 3, 3}, 9), pw = rnd({4, 6, 1, 1}, 10);
   const Variable db = rnd({6}, 11), pb = rnd({4}, 12);
   expect_gradcheck(
-      [](const V& v) { return separable_conv2d(v[0], v[1], v[2], v[3], v[4], {.stride = {2}, .padding = 1}); },
+      [](const V& v) {
+        return separable_conv2d(v[0], v[1], v[2], v[3], v[4], {.stride = {2}, .padding = 1});
+      },
       {x, dw, pw, db, pb});
   const Variable dwn = rnd({2, 6, 1, 3, 3}, 13), pwn = rnd({2, 4, 6, 1, 1}, 14);
   const Variable dbn = rnd({2, 6}, 15), pbn = rnd({2, 4}, 16);
   expect_gradcheck(
       [](const V& v) {
-        return separable_conv2d_per_sample(v[0], v[1], v[2], v[3], v[4], {.padding = Padding::same(), .dilation = {2}});
+        return separable_conv2d_per_sample(v[0], v[1], v[2], v[3], v[4],
+                                           {.padding = Padding::same(), .dilation = {2}});
       },
       {x, dwn, pwn, dbn, pbn});
 }
@@ -216,49 +227,103 @@ TEST(ExternalConvGrad, Separable) {
 TEST(ExternalConv, RefusesBadInput) {
   using convkit::test::expect_error;
   const Variable x(Tensor::zeros({2, 4, 5, 5})), w(Tensor::zeros({2, 6, 4, 3, 3}));
-  expect_error<InvalidArgument>([&] { conv2d_per_sample(x, Variable(Tensor::zeros({3, 6, 4, 3, 3}))); },
-                                {"conv2d_per_sample", "2 samples", "3 kernels"});
-  expect_error<InvalidArgument>([&] { conv2d_per_sample(x, Variable(Tensor::zeros({2, 6, 3, 3, 3}))); },
-                                {"conv2d_per_sample", "3 input channels", "groups 1", "4 channels"});
+  expect_error<InvalidArgument>(
+      [&] {
+        conv2d_per_sample(x, Variable(Tensor::zeros({3, 6, 4, 3, 3})));
+      },
+      {"conv2d_per_sample", "2 samples", "3 kernels"});
+  expect_error<InvalidArgument>(
+      [&] {
+        conv2d_per_sample(x, Variable(Tensor::zeros({2, 6, 3, 3, 3})));
+      },
+      {"conv2d_per_sample", "3 input channels", "groups 1", "4 channels"});
   expect_error<InvalidArgument>([&] { conv2d_per_sample(x, w, {}, {.groups = 2}); },
                                 {"conv2d_per_sample", "groups 2"});
   expect_error<InvalidArgument>([&] { conv2d_per_sample(x, w, Variable(Tensor::zeros({6}))); },
                                 {"conv2d_per_sample", "b must be (N, out) = [2, 6]", "[6]"});
-  expect_error<InvalidArgument>([&] { conv2d_per_sample(x, Variable(Tensor::zeros({6, 4, 3, 3}))); },
-                                {"conv2d_per_sample", "w must be (N, out, C/groups, kh, kw)"});
   expect_error<InvalidArgument>(
-      [&] { conv2d_per_sample(Variable(Tensor::zeros({0, 4, 5, 5})), Variable(Tensor::zeros({0, 6, 4, 3, 3}))); },
+      [&] {
+        conv2d_per_sample(x, Variable(Tensor::zeros({6, 4, 3, 3})));
+      },
+      {"conv2d_per_sample", "w must be (N, out, C/groups, kh, kw)"});
+  expect_error<InvalidArgument>(
+      [&] {
+        conv2d_per_sample(Variable(Tensor::zeros({0, 4, 5, 5})),
+                          Variable(Tensor::zeros({0, 6, 4, 3, 3})));
+      },
       {"conv2d_per_sample", "batch is empty"});
   expect_error<InvalidArgument>(
-      [&] { conv2d_per_sample(x, Variable(Tensor::zeros({2, 6, 4, 7, 7}))); },
+      [&] {
+        conv2d_per_sample(x, Variable(Tensor::zeros({2, 6, 4, 7, 7})));
+      },
       {"conv2d_per_sample"});  // kernel larger than the input, refused by the conv problem
   const Variable weight(Tensor::zeros({3, 4, 3, 3}));
-  expect_error<InvalidArgument>([&] { modulated_conv2d(x, weight, Variable(Tensor::zeros({3, 4}))); },
-                                {"modulated_conv2d", "styles must be (N, in) = [2, 4]", "[3, 4]"});
   expect_error<InvalidArgument>(
-      [&] { modulated_conv2d(x, Variable(Tensor::zeros({3, 5, 3, 3})), Variable(Tensor::zeros({2, 4}))); },
+      [&] {
+        modulated_conv2d(x, weight, Variable(Tensor::zeros({3, 4})));
+      },
+      {"modulated_conv2d", "styles must be (N, in) = [2, 4]", "[3, 4]"});
+  expect_error<InvalidArgument>(
+      [&] {
+        modulated_conv2d(x, Variable(Tensor::zeros({3, 5, 3, 3})), Variable(Tensor::zeros({2, 4})));
+      },
       {"modulated_conv2d", "5 input channels", "has 4"});
   expect_error<InvalidArgument>(
-      [&] { modulated_conv2d(x, weight, Variable(Tensor::zeros({2, 4})), {.eps = -1}); },
+      [&] {
+        modulated_conv2d(x, weight, Variable(Tensor::zeros({2, 4})), {.eps = -1});
+      },
       {"modulated_conv2d", "eps", "-1"});
   expect_error<InvalidArgument>(
-      [&] { modulated_conv2d(x, weight, Variable(Tensor::zeros({2, 4})), {}, Variable(Tensor::zeros({4}))); },
+      [&] {
+        modulated_conv2d(x, weight, Variable(Tensor::zeros({2, 4})), {},
+                         Variable(Tensor::zeros({4})));
+      },
       {"modulated_conv2d", "bias must have shape [3]", "[4]"});
   expect_error<InvalidArgument>(
-      [&] { modulated_conv2d(x, weight, Variable(Tensor::zeros({2, 4}, DType::F64))); },
+      [&] {
+        modulated_conv2d(x, weight, Variable(Tensor::zeros({2, 4}, DType::F64)));
+      },
       {"modulated_conv2d", "F32", "F64"});
   expect_error<InvalidArgument>(
-      [&] { separable_conv2d(x, Variable(Tensor::zeros({6, 1, 3, 3})), Variable(Tensor::zeros({2, 6, 1, 1}))); },
+      [&] {
+        separable_conv2d(x, Variable(Tensor::zeros({6, 1, 3, 3})),
+                         Variable(Tensor::zeros({2, 6, 1, 1})));
+      },
       {"separable_conv2d", "dw must be (C*mult, 1, kh, kw) with C = 4", "[6, 1, 3, 3]"});
   expect_error<InvalidArgument>(
-      [&] { separable_conv2d(x, Variable(Tensor::zeros({8, 1, 3, 3})), Variable(Tensor::zeros({2, 4, 1, 1}))); },
+      [&] {
+        separable_conv2d(x, Variable(Tensor::zeros({8, 1, 3, 3})),
+                         Variable(Tensor::zeros({2, 4, 1, 1})));
+      },
       {"separable_conv2d", "pw must be (out, 8, 1, 1)", "[2, 4, 1, 1]"});
   expect_error<InvalidArgument>(
       [&] {
-        separable_conv2d(x, Variable(Tensor::zeros({8, 1, 3, 3})), Variable(Tensor::zeros({2, 8, 1, 1})),
-                         Variable(Tensor::zeros({5})));
+        separable_conv2d(x, Variable(Tensor::zeros({8, 1, 3, 3})),
+                         Variable(Tensor::zeros({2, 8, 1, 1})), Variable(Tensor::zeros({5})));
       },
       {"separable_conv2d: depthwise step", "bias"});
+}
+
+// The snippet of docs/external-weights.md (keep the two in step).
+TEST(DocsExternal, ExampleRuns) {
+  nn::manual_seed(0);
+  ag::Variable x(Tensor::uniform({4, 8, 16, 16}, -1, 1, 1));
+  ag::Variable z(Tensor::normal({4, 32}, 0, 1, 2));
+  nn::Linear hyper({.in = 32, .out = 16 * 8 * 3 * 3});
+  ag::Variable w = ag::reshape(hyper(z), {4, 16, 8, 3, 3});
+  ag::Variable y = ag::conv2d_per_sample(x, w, {}, {.padding = 1});
+  nn::Linear affine({.in = 32, .out = 8});
+  ag::Variable weight(Tensor::normal({16, 8, 3, 3}, 0, 1, 3), true);
+  ag::Variable s = ag::add(affine(z), 1.0);
+  ag::Variable m = ag::modulated_conv2d(x, weight, s, {.padding = 1});
+  ag::Variable dw(Tensor::uniform({16, 1, 3, 3}, -1, 1, 4), true);
+  ag::Variable pw(Tensor::uniform({24, 16, 1, 1}, -1, 1, 5), true);
+  ag::Variable t = ag::separable_conv2d(x, dw, pw, {}, {}, {.stride = {2}, .padding = 1});
+  ag::sum(y).backward();
+  EXPECT_EQ(y.shape(), (Shape{4, 16, 16, 16}));
+  EXPECT_EQ(m.shape(), (Shape{4, 16, 16, 16}));
+  EXPECT_EQ(t.shape(), (Shape{4, 24, 8, 8}));
+  EXPECT_TRUE(hyper.weight.grad().defined());
 }
 
 }  // namespace

@@ -34,19 +34,27 @@ const std::map<std::string, Case>& cases() {
   static const std::map<std::string, Case> c = {
       {"se_c8_r4",
        {[] { return std::make_shared<ChannelAttention>(8, 4); },
-        [](Module& m, const Variable& x) { return dynamic_cast<ChannelAttention&>(m).weights(x); }}},
+        [](Module& m, const Variable& x) {
+          return dynamic_cast<ChannelAttention&>(m).weights(x);
+        }}},
       {"se_c6_r4_floor",
        {[] { return std::make_shared<ChannelAttention>(6, 4); },
-        [](Module& m, const Variable& x) { return dynamic_cast<ChannelAttention&>(m).weights(x); }}},
+        [](Module& m, const Variable& x) {
+          return dynamic_cast<ChannelAttention&>(m).weights(x);
+        }}},
       {"gate_c8_r2",
        {[] { return std::make_shared<ChannelGate>(8, 2); },
         [](Module& m, const Variable& x) { return dynamic_cast<ChannelGate&>(m).weights(x); }}},
       {"spatial_k7",
        {[] { return std::make_shared<SpatialAttention>(7); },
-        [](Module& m, const Variable& x) { return dynamic_cast<SpatialAttention&>(m).weights(x); }}},
+        [](Module& m, const Variable& x) {
+          return dynamic_cast<SpatialAttention&>(m).weights(x);
+        }}},
       {"spatial_k3",
        {[] { return std::make_shared<SpatialAttention>(3); },
-        [](Module& m, const Variable& x) { return dynamic_cast<SpatialAttention&>(m).weights(x); }}},
+        [](Module& m, const Variable& x) {
+          return dynamic_cast<SpatialAttention&>(m).weights(x);
+        }}},
       {"cbam_c16_r4_k7",
        {[] { return std::make_shared<CBAM>(CBAMOpts{.channels = 16, .reduction = 4}); },
         [](Module& m, const Variable& x) {
@@ -109,21 +117,32 @@ TEST(Attention, KeysShapesAndParameterCounts) {
 
 TEST(Attention, RefusesBadOptionsAndInputs) {
   using convkit::test::expect_error;
-  expect_error<InvalidArgument>([] { ChannelAttention(8, 0); }, {"ChannelAttention", "reduction", "0"});
+  expect_error<InvalidArgument>([] { ChannelAttention(8, 0); },
+                                {"ChannelAttention", "reduction", "0"});
   expect_error<InvalidArgument>([] { ChannelAttention(8, 16); },
                                 {"ChannelAttention", "8 / 16", "0 hidden"});
   expect_error<InvalidArgument>([] { ChannelAttention(0, 1); }, {"ChannelAttention", "channels"});
   expect_error<InvalidArgument>([] { ChannelGate(4, -2); }, {"ChannelGate", "reduction", "-2"});
   expect_error<InvalidArgument>([] { SpatialAttention(5); }, {"SpatialAttention", "3 or 7", "5"});
-  expect_error<InvalidArgument>([] { CBAM({.channels = 8, .reduction = 16}); }, {"ChannelGate", "8 / 16"});
+  expect_error<InvalidArgument>([] { CBAM({.channels = 8, .reduction = 16}); },
+                                {"ChannelGate", "8 / 16"});
   ChannelAttention se(8, 2);
-  expect_error<InvalidArgument>([&] { se(Variable(Tensor::zeros({2, 6, 3, 3}))); },
-                                {"ChannelAttention", "6 channels", "expected 8"});
-  expect_error<InvalidArgument>([&] { se(Variable(Tensor::zeros({2, 8, 3}))); },
-                                {"ChannelAttention", "(N, C, H, W)", "[2, 8, 3]"});
+  expect_error<InvalidArgument>(
+      [&] {
+        se(Variable(Tensor::zeros({2, 6, 3, 3})));
+      },
+      {"ChannelAttention", "6 channels", "expected 8"});
+  expect_error<InvalidArgument>(
+      [&] {
+        se(Variable(Tensor::zeros({2, 8, 3})));
+      },
+      {"ChannelAttention", "(N, C, H, W)", "[2, 8, 3]"});
   ChannelGate gate(8, 2);
-  expect_error<InvalidArgument>([&] { gate(Variable(Tensor::zeros({1, 8, 0, 3}))); },
-                                {"ChannelGate", "no pixels"});
+  expect_error<InvalidArgument>(
+      [&] {
+        gate(Variable(Tensor::zeros({1, 8, 0, 3})));
+      },
+      {"ChannelGate", "no pixels"});
 }
 
 // The blocks' formulas in float64 with the weights as inputs: every path differentiable.
@@ -142,7 +161,9 @@ TEST(AttentionGrad, FormulasInDouble) {
   const Variable c1 = rnd({3, 6, 1, 1}, 4), c2 = rnd({6, 3, 1, 1}, 5);
   expect_gradcheck(  // CBAM channel gate with the global max
       [](const V& v) {
-        auto mlp = [&](const Variable& d) { return ag::conv2d(ag::relu(ag::conv2d(d, v[1])), v[2]); };
+        auto mlp = [&](const Variable& d) {
+          return ag::conv2d(ag::relu(ag::conv2d(d, v[1])), v[2]);
+        };
         const Variable a =
             ag::sigmoid(mlp(ag::mean(v[0], {2, 3}, true)) + mlp(ag::amax(v[0], {2, 3}, true)));
         return v[0] * a;
@@ -155,6 +176,21 @@ TEST(AttentionGrad, FormulasInDouble) {
         return v[0] * ag::sigmoid(ag::conv2d(p, v[1], {}, {.padding = 1}));
       },
       {x, k});
+}
+
+// The snippet of docs/attention.md (keep the two in step).
+TEST(DocsAttention, ExampleRuns) {
+  ag::Variable x(Tensor::uniform({2, 64, 14, 14}, -1, 1, 1));
+  nn::ChannelAttention se(64, 16);
+  ag::Variable y = se(x);
+  nn::CBAM cbam({.channels = 64, .reduction = 16, .spatial_kernel = 7});
+  ag::Variable z = cbam(y);
+  ag::Variable a = cbam.sa->weights(cbam.ca->forward(y));
+  std::int64_t n = nn::count_params(cbam).total;
+  EXPECT_EQ(z.shape(), x.shape());
+  EXPECT_EQ(a.shape(), (Shape{2, 1, 14, 14}));
+  EXPECT_EQ(n, 610);
+  EXPECT_EQ(se.state_dict()[0].first, "fc.0.weight");
 }
 
 }  // namespace
