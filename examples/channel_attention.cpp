@@ -25,15 +25,18 @@ struct Net : nn::Module {
   std::shared_ptr<nn::Linear> head;
   Net() {
     stem = register_module("stem", std::make_shared<nn::Sequential>());
-    stem->push_back(std::make_shared<nn::Conv2d>(nn::ConvOpts{.in = 1, .out = kC, .kernel = 3, .padding = 1}));
+    stem->push_back(
+        std::make_shared<nn::Conv2d>(nn::ConvOpts{.in = 1, .out = kC, .kernel = 3, .padding = 1}));
     stem->push_back(std::make_shared<nn::ReLU>());
     se = register_module("se", std::make_shared<nn::ChannelAttention>(kC, kR));
     mid = register_module("mid", std::make_shared<nn::Sequential>());
     mid->push_back(std::make_shared<nn::Conv2d>(
         nn::ConvOpts{.in = kC, .out = kC, .kernel = 3, .stride = 2, .padding = 1}));
     mid->push_back(std::make_shared<nn::ReLU>());
-    cbam = register_module("cbam", std::make_shared<nn::CBAM>(nn::CBAMOpts{.channels = kC, .reduction = kR, .spatial_kernel = 3}));
-    head = register_module("head", std::make_shared<nn::Linear>(nn::LinearOpts{.in = kC, .out = 2}));
+    cbam = register_module("cbam", std::make_shared<nn::CBAM>(nn::CBAMOpts{
+                                       .channels = kC, .reduction = kR, .spatial_kernel = 3}));
+    head =
+        register_module("head", std::make_shared<nn::Linear>(nn::LinearOpts{.in = kC, .out = 2}));
   }
   ag::Variable forward(const ag::Variable& x) override {
     const ag::Variable f = (*cbam)((*mid)((*se)((*stem)(x))));
@@ -49,7 +52,8 @@ void make_batch(std::uint64_t seed, Tensor* x, Tensor* labels) {
   std::vector<double> lab;
   for (std::int64_t n = 0; n < kBatch; ++n) {
     const bool left = pos.get({n, 0}) < 0.5;
-    const auto col = static_cast<std::int64_t>(pos.get({n, 1}) * (kSize / 2 - 3)) + (left ? 0 : kSize / 2);
+    const auto col =
+        static_cast<std::int64_t>(pos.get({n, 1}) * (kSize / 2 - 3)) + (left ? 0 : kSize / 2);
     const auto row = static_cast<std::int64_t>(pos.get({n, 2}) * (kSize - 3));
     for (std::int64_t i = 0; i < 3; ++i)
       for (std::int64_t j = 0; j < 3; ++j) x->set({n, 0, row + i, col + j}, 1.0);
@@ -80,11 +84,13 @@ int main() {
   for (const auto& [key, t] : net.state_dict())
     if (key.rfind("se.", 0) == 0 || key.rfind("cbam.", 0) == 0)
       std::printf("  %-22s %s\n", key.c_str(), t.shape().str().c_str());
-  const auto se_params = nn::count_params(*net.se).total, cbam_params = nn::count_params(*net.cbam).total;
-  std::printf("parameters: SE %lld (2*C*C/r = %lld), CBAM %lld (2*C*C/r + 2*3*3 = %lld), net %lld\n",
-              static_cast<long long>(se_params), static_cast<long long>(2 * kC * kC / kR),
-              static_cast<long long>(cbam_params), static_cast<long long>(2 * kC * kC / kR + 18),
-              static_cast<long long>(nn::count_params(net).total));
+  const auto se_params = nn::count_params(*net.se).total,
+             cbam_params = nn::count_params(*net.cbam).total;
+  std::printf(
+      "parameters: SE %lld (2*C*C/r = %lld), CBAM %lld (2*C*C/r + 2*3*3 = %lld), net %lld\n",
+      static_cast<long long>(se_params), static_cast<long long>(2 * kC * kC / kR),
+      static_cast<long long>(cbam_params), static_cast<long long>(2 * kC * kC / kR + 18),
+      static_cast<long long>(nn::count_params(net).total));
   check(se_params == 2 * kC * kC / kR && cbam_params == 2 * kC * kC / kR + 18, "parameter counts");
 
   Tensor xt, yt, xv, yv;
@@ -126,8 +132,10 @@ int main() {
     std::printf("\n");
   }
   // Each block's output is its input times its attention map.
-  check(max_abs_diff((*net.se)(f).value(), ag::mul(f, ag::Variable(a)).value()) == 0, "SE output = x * a");
-  check(max_abs_diff((*net.cbam)(g).value(), ag::mul(gc, ag::Variable(s)).value()) == 0, "CBAM output = x' * a_s");
+  check(max_abs_diff((*net.se)(f).value(), ag::mul(f, ag::Variable(a)).value()) == 0,
+        "SE output = x * a");
+  check(max_abs_diff((*net.cbam)(g).value(), ag::mul(gc, ag::Variable(s)).value()) == 0,
+        "CBAM output = x' * a_s");
   const std::vector<double> av = a.to_vector(), sv = s.to_vector();
   // (A sigmoid rounds to exactly 0 or 1 in float32 beyond about +-17, so the closed interval.)
   check(std::all_of(av.begin(), av.end(), [](double v) { return v >= 0 && v <= 1; }) &&

@@ -38,7 +38,10 @@ Variable as_format(const Variable& x, MemoryFormat format) {
 
 ConvOptions conv_options(const std::vector<I>& stride, const Padding& padding,
                          const std::vector<I>& dilation, PaddingMode mode, I groups) {
-  return {.stride = stride, .padding = padding, .dilation = dilation, .groups = groups,
+  return {.stride = stride,
+          .padding = padding,
+          .dilation = dilation,
+          .groups = groups,
           .padding_mode = mode};
 }
 
@@ -75,9 +78,9 @@ Variable conv2d_per_sample(const Variable& x, const Variable& w, const Variable&
   // One sample's convolution, validated with the sample's own channel counts.
   const Shape src{1, c, x.size(2), x.size(3)}, wei{out, cg, w.size(3), w.size(4)};
   const ConvProblem p = renamed(std::string(op) + ": ", [&] {
-    return ConvProblem::make(src, wei, b.defined() ? std::optional<Shape>(Shape{out})
-                                                   : std::nullopt,
-                             options, false, x.dtype());
+    return ConvProblem::make(src, wei,
+                             b.defined() ? std::optional<Shape>(Shape{out}) : std::nullopt, options,
+                             false, x.dtype());
   });
   ConvOptions grouped = options;
   grouped.groups = n * options.groups;
@@ -100,8 +103,7 @@ Variable modulated_conv2d(const Variable& x, const Variable& weight, const Varia
   require(x.dim() == 4, "{}: x must be (N, in, H, W), got shape {}", op, x.shape().str());
   require(weight.dim() == 4, "{}: weight must be (out, in, kh, kw), got shape {}", op,
           weight.shape().str());
-  require(styles.dim() == 2, "{}: styles must be (N, in), got shape {}", op,
-          styles.shape().str());
+  require(styles.dim() == 2, "{}: styles must be (N, in), got shape {}", op, styles.shape().str());
   const I n = x.size(0), in = x.size(1), out = weight.size(0);
   const I kh = weight.size(2), kw = weight.size(3);
   require(weight.size(1) == in, "{}: weight {} has {} input channels but x {} has {}", op,
@@ -112,8 +114,7 @@ Variable modulated_conv2d(const Variable& x, const Variable& weight, const Varia
   if (bias.defined())
     require(bias.dim() == 1 && bias.size(0) == out, "{}: bias must have shape [{}], got {}", op,
             out, bias.shape().str());
-  require(std::isfinite(o.eps) && o.eps >= 0, "{}: eps must be finite and >= 0, got {}", op,
-          o.eps);
+  require(std::isfinite(o.eps) && o.eps >= 0, "{}: eps must be finite and >= 0, got {}", op, o.eps);
   const ConvOptions co = conv_options(o.stride, o.padding, o.dilation, o.padding_mode, 1);
   const std::string prefix = std::string(op) + ": ";
   Variable y;
@@ -144,14 +145,14 @@ Variable separable_conv2d(const Variable& x, const Variable& dw, const Variable&
   require(x.dim() == 4, "{}: x must be (N, C, H, W), got shape {}", op, x.shape().str());
   const I c = x.size(1);
   require(dw.dim() == 4 && dw.size(1) == 1 && c > 0 && dw.size(0) % c == 0 && dw.size(0) > 0,
-          "{}: dw must be (C*mult, 1, kh, kw) with C = {} (x {}), got {}", op, c,
-          x.shape().str(), dw.shape().str());
+          "{}: dw must be (C*mult, 1, kh, kw) with C = {} (x {}), got {}", op, c, x.shape().str(),
+          dw.shape().str());
   require(pw.dim() == 4 && pw.size(1) == dw.size(0) && pw.size(2) == 1 && pw.size(3) == 1,
           "{}: pw must be (out, {}, 1, 1) to follow dw {}, got {}", op, dw.size(0),
           dw.shape().str(), pw.shape().str());
   const ConvOptions co = conv_options(o.stride, o.padding, o.dilation, o.padding_mode, c);
-  const Variable t = renamed(std::string(op) + ": depthwise step: ",
-                             [&] { return conv2d(x, dw, dw_bias, co); });
+  const Variable t =
+      renamed(std::string(op) + ": depthwise step: ", [&] { return conv2d(x, dw, dw_bias, co); });
   return renamed(std::string(op) + ": pointwise step: ", [&] { return conv2d(t, pw, pw_bias); });
 }
 

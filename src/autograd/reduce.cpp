@@ -96,8 +96,8 @@ Variable amax(const Variable& x, const std::vector<int>& dims, bool keepdim) {
       final_sizes.push_back(in[d]);
       continue;
     }
-    require(in[d] > 0, "amax: cannot reduce dim {} of size 0 (shape {}): the maximum of nothing",
-            d, in.str());
+    require(in[d] > 0, "amax: cannot reduce dim {} of size 0 (shape {}): the maximum of nothing", d,
+            in.str());
     kept[d] = 1;
     if (keepdim) final_sizes.push_back(1);
   }

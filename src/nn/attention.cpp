@@ -70,8 +70,8 @@ ag::Variable ChannelGate::forward(const ag::Variable& x) { return ag::mul(x, wei
 SpatialAttention::SpatialAttention(I kernel) {
   require(kernel == 3 || kernel == 7, "SpatialAttention: kernel must be 3 or 7, got {}", kernel);
   conv1 = register_module(
-      "conv1", std::make_shared<Conv2d>(
-                   ConvOpts{.in = 2, .out = 1, .kernel = kernel, .padding = kernel / 2, .bias = false}));
+      "conv1", std::make_shared<Conv2d>(ConvOpts{
+                   .in = 2, .out = 1, .kernel = kernel, .padding = kernel / 2, .bias = false}));
 }
 
 ag::Variable SpatialAttention::weights(const ag::Variable& x) {

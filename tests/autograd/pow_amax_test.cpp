@@ -81,8 +81,11 @@ TEST(Amax, NaNPropagatesAndBadDimsAreRefused) {
   using convkit::test::expect_error;
   expect_error<InvalidArgument>([&] { amax(x, {2}); }, {"amax", "dim 2", "[2, 2]"});
   expect_error<InvalidArgument>([&] { amax(x, {1, -1}); }, {"amax", "twice"});
-  expect_error<InvalidArgument>([] { amax(Variable(Tensor::zeros({2, 0})), {1}); },
-                                {"amax", "size 0"});
+  expect_error<InvalidArgument>(
+      [] {
+        amax(Variable(Tensor::zeros({2, 0})), {1});
+      },
+      {"amax", "size 0"});
   EXPECT_EQ(amax(Variable(Tensor::zeros({2, 0})), {0}).shape(), (Shape{0}));
 }
 
