@@ -1,6 +1,7 @@
 // Umbrella header: everything public in convkit.
 #pragma once
 
+#include "convkit/autograd/external.hpp"
 #include "convkit/autograd/functional.hpp"
 #include "convkit/autograd/gradcheck.hpp"
 #include "convkit/autograd/variable.hpp"

@@ -1,4 +1,4 @@
-// Differentiable add, sub, mul, div (NumPy broadcasting), scalar forms and negation.
+// Differentiable add, sub, mul, div (NumPy broadcasting), scalar forms, negation and powers.
 #include <cmath>
 
 #include "autograd/tensor_math.hpp"
@@ -148,5 +148,46 @@ Variable mul(const Variable& a, double b) {
 }
 
 Variable neg(const Variable& a) { return mul(a, -1.0); }
+
+namespace {
+
+// y = f(x) elementwise; dx = g * df(x, y), where df sees the input and the output.
+template <typename F, typename DF>
+Variable unary(const Variable& x, const char* name, F f, DF df) {
+  require(x.defined(), "{}: the operand is undefined", name);
+  const Tensor tx = x.value();
+  Tensor y = detail::map1(tx, name, f);
+  return Variable::from_op(
+      y, {x},
+      [tx, y, df, name](const Tensor& g) -> std::vector<Tensor> {
+        const Tensor d = detail::map2(tx, y, name, df);
+        return {detail::map2(g.to(tx.dtype()), d, name, [](double a, double b) { return a * b; })};
+      },
+      name);
+}
+
+}  // namespace
+
+Variable square(const Variable& x) {
+  return unary(
+      x, "square", [](double v) { return v * v; }, [](double v, double) { return 2 * v; });
+}
+
+Variable rsqrt(const Variable& x) {
+  // d/dx x^(-1/2) = -1/2 x^(-3/2) = -y^3 / 2; infinite at 0 and NaN below, as in PyTorch.
+  return unary(
+      x, "rsqrt", [](double v) { return 1.0 / std::sqrt(v); },
+      [](double, double y) { return -0.5 * y * y * y; });
+}
+
+Variable pow(const Variable& x, double exponent) {
+  require(std::isfinite(exponent), "pow: the exponent must be finite, got {}", exponent);
+  return unary(
+      x, "pow", [exponent](double v) { return std::pow(v, exponent); },
+      [exponent](double v, double) {
+        // PyTorch: exponent 0 has gradient 0 everywhere (also at v = 0, where pow(0, -1) is inf).
+        return exponent == 0 ? 0.0 : exponent * std::pow(v, exponent - 1);
+      });
+}
 
 }  // namespace convkit::ag

@@ -1,5 +1,7 @@
-// Differentiable sum and mean, over all elements or over chosen dimensions.
+// Differentiable sum, mean and amax, over all elements or over chosen dimensions.
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "autograd/tensor_math.hpp"
 #include "convkit/autograd/functional.hpp"
@@ -76,6 +78,70 @@ Variable sum(const Variable& x, const std::vector<int>& dims, bool keepdim) {
 Variable mean(const Variable& x) { return reduce(x, {}, false, true, true, "mean"); }
 Variable mean(const Variable& x, const std::vector<int>& dims, bool keepdim) {
   return reduce(x, dims, keepdim, false, true, "mean");
+}
+
+Variable amax(const Variable& x, const std::vector<int>& dims, bool keepdim) {
+  const char* op = "amax";
+  require(x.defined(), "amax: the input is undefined");
+  const Tensor t = x.value();
+  detail::require_float(t, op, "input");
+  const Shape in = t.shape();
+  const std::vector<bool> red = dims.empty()
+                                    ? std::vector<bool>(static_cast<std::size_t>(in.rank()), true)
+                                    : reduced_dims(in, dims, op);
+  Shape kept = in;
+  std::vector<I> final_sizes;
+  for (int d = 0; d < in.rank(); ++d) {
+    if (!red[static_cast<std::size_t>(d)]) {
+      final_sizes.push_back(in[d]);
+      continue;
+    }
+    require(in[d] > 0, "amax: cannot reduce dim {} of size 0 (shape {}): the maximum of nothing", d,
+            in.str());
+    kept[d] = 1;
+    if (keepdim) final_sizes.push_back(1);
+  }
+  // The maxima and, for the backward, how many elements equal each one (ties share g evenly).
+  Tensor mx = Tensor::full(kept, -std::numeric_limits<double>::infinity(), t.dtype());
+  Tensor ties = Tensor::zeros(kept, t.dtype());
+  const Shape sk = detail::broadcast_strides(mx, in);
+  detail::visit_float(t.dtype(), op, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const T* pt = t.data<T>();
+    T* pm = mx.data<T>();
+    T* pc = ties.data<T>();
+    detail::for_each_offset2(in, t.strides(), sk, [&](I ot, I om) {
+      const T v = pt[ot];
+      if (v > pm[om] || std::isnan(v)) pm[om] = std::isnan(pm[om]) ? pm[om] : v;  // NaN sticks
+    });
+    detail::for_each_offset2(in, t.strides(), sk, [&](I ot, I om) {
+      const T v = pt[ot], m = pm[om];
+      if (v == m || (std::isnan(v) && std::isnan(m))) pc[om] += 1;
+    });
+  });
+  Tensor out = mx.reshape(final_sizes);
+  return Variable::from_op(
+      out, {x},
+      [t, mx, ties, in, kept, sk](const Tensor& g) -> std::vector<Tensor> {
+        const Tensor gk = g.to(t.dtype()).contiguous().reshape({kept.begin(), kept.end()});
+        Tensor dx = Tensor::empty(in, t.dtype());
+        detail::visit_float(t.dtype(), "amax", [&](auto* tag) {
+          using T = std::remove_pointer_t<decltype(tag)>;
+          const T* pt = t.data<T>();
+          const T* pm = mx.data<T>();
+          const T* pc = ties.data<T>();
+          const T* pg = gk.data<T>();
+          T* pd = dx.data<T>();
+          I i = 0;
+          detail::for_each_offset2(in, t.strides(), sk, [&](I ot, I om) {
+            const T v = pt[ot], m = pm[om];
+            const bool hit = v == m || (std::isnan(v) && std::isnan(m));
+            pd[i++] = hit ? pg[om] / pc[om] : T(0);
+          });
+        });
+        return {dx};
+      },
+      op);
 }
 
 }  // namespace convkit::ag

@@ -37,6 +37,14 @@ Variable div(const Variable& a, const Variable& b);
 Variable add(const Variable& a, double b);
 Variable mul(const Variable& a, double b);
 Variable neg(const Variable& a);
+/// x*x elementwise; gradient 2x.
+Variable square(const Variable& x);
+/// 1/sqrt(x) elementwise (torch.rsqrt); gradient -x^(-3/2)/2. inf at 0, NaN below 0.
+Variable rsqrt(const Variable& x);
+/// x^exponent elementwise (torch.pow with a scalar exponent); gradient exponent*x^(exponent-1),
+/// 0 for exponent 0. Negative x with a non-integer exponent gives NaN, as in PyTorch.
+///   ag::pow(x, 0.5)   // sqrt
+Variable pow(const Variable& x, double exponent);
 Variable operator+(const Variable& a, const Variable& b);
 Variable operator-(const Variable& a, const Variable& b);
 Variable operator*(const Variable& a, const Variable& b);
@@ -81,6 +89,11 @@ Variable sum(const Variable& x);  // all elements -> shape ()
 Variable sum(const Variable& x, const std::vector<int>& dims, bool keepdim = false);
 Variable mean(const Variable& x);
 Variable mean(const Variable& x, const std::vector<int>& dims, bool keepdim = false);
+/// Maximum over `dims` (torch.amax; an empty list reduces every dimension). NaN propagates.
+/// Gradient as PyTorch's amax: split evenly among the elements equal to the maximum (two
+/// tied maxima get g/2 each), where torch.max(x, dim) and max pooling route it to one index.
+///   ag::amax(x, {2, 3}, true)   // global max pooling: (N, C, H, W) -> (N, C, 1, 1)
+Variable amax(const Variable& x, const std::vector<int>& dims, bool keepdim = false);
 
 // ---- pooling (2-D; kernel, stride and padding per PyTorch, stride defaults to kernel) ----
 struct Pool2dOptions {

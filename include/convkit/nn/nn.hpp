@@ -1,6 +1,7 @@
 // Umbrella header of the module layer: Module, layers, blocks, models, summary.
 #pragma once
 
+#include "convkit/nn/attention.hpp"
 #include "convkit/nn/conv.hpp"
 #include "convkit/nn/layers.hpp"
 #include "convkit/nn/mobilenet.hpp"
