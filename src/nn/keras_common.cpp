@@ -19,9 +19,10 @@ namespace {
 
 // Keras' standardize_tuple(value, 2, name): one value or two, every value > 0.
 std::array<I, 2> keras_pair(const std::string& layer, const char* name, const Ints& v) {
-  const std::string base = fmt::format("{}: The `{}` argument must be a tuple of 2 integers. "
-                                       "Received {}={}",
-                                       layer, name, name, received(v));
+  const std::string base = fmt::format(
+      "{}: The `{}` argument must be a tuple of 2 integers. "
+      "Received {}={}",
+      layer, name, name, received(v));
   require(v.v.size() == 1 || v.v.size() == 2, "{}", base);
   std::set<I> bad;
   for (I x : v.v)
@@ -45,9 +46,9 @@ Tensor permuted(const Tensor& t, const std::vector<int>& dims) {
     strides[static_cast<int>(i)] = t.stride(dims[i]);
   }
   const Tensor view = Tensor::from_storage(t.storage(), t.dtype(), shape, strides, t.offset());
-  const bool dense = view.is_contiguous(MemoryFormat::Contiguous) ||
-                     (view.dim() >= 3 && view.dim() <= 5 &&
-                      view.is_contiguous(MemoryFormat::ChannelsLast));
+  const bool dense =
+      view.is_contiguous(MemoryFormat::Contiguous) ||
+      (view.dim() >= 3 && view.dim() <= 5 && view.is_contiguous(MemoryFormat::ChannelsLast));
   return dense ? view : view.clone(MemoryFormat::Contiguous);
 }
 

@@ -18,8 +18,8 @@ using I = std::int64_t;
 /// The normalized spatial arguments of a Keras convolution layer.
 struct Geo {
   std::array<I, 2> kernel{1, 1}, strides{1, 1}, dilation{1, 1};
-  bool same = false;           // padding "same" (else "valid")
-  bool channels_last = true;   // data_format
+  bool same = false;          // padding "same" (else "valid")
+  bool channels_last = true;  // data_format
   /// The functional options for ag::conv2d with `groups` (Padding::same() implements
   /// TensorFlow's asymmetric 'same' for every stride).
   ConvOptions conv_options(I groups) const;

@@ -1,7 +1,8 @@
-// Keras' DepthwiseConv2D, SeparableConv2D and Conv2D: Keras weight layouts and checks, run
-// through ag::conv2d on channels-last views (no pixel loops here).
+// Keras' DepthwiseConv2D, SeparableConv2D and Conv2D layers: building, Keras' initialization,
+// count_params and weight lists; forward calls the functional forms (keras_functional.cpp).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "convkit/autograd/functional.hpp"
@@ -15,78 +16,6 @@ using convkit::detail::require;
 using detail::Geo;
 using detail::I;
 using detail::shape_str;
-
-namespace {
-
-// The input's channel count after the output-size check, for the functional forms.
-I checked_channels(const std::string& layer, const Geo& geo, const ag::Variable& x) {
-  require(x.defined(), "{}: the input is undefined", layer);
-  detail::output_shape(layer, geo, x.shape(), 1);
-  return detail::input_channels(layer, geo, x.shape());
-}
-
-// Checks a Keras kernel's rank, spatial size and the two trailing sizes.
-void expect_kernel(const std::string& layer, const char* name, const ag::Variable& k,
-                   std::array<I, 2> spatial, I in, I out) {
-  require(k.defined(), "{}: {} is undefined", layer, name);
-  const Shape want{spatial[0], spatial[1], in, out};
-  require(k.shape() == want, "{}: {} must have shape {}, got {}", layer, name, shape_str(want),
-          shape_str(k.shape()));
-}
-
-void expect_bias(const std::string& layer, const ag::Variable& b, I n) {
-  require(!b.defined() || b.shape() == Shape{n}, "{}: bias must have shape ({},), got {}", layer,
-          n, b.defined() ? shape_str(b.shape()) : "-");
-}
-
-}  // namespace
-
-ag::Variable depthwise_conv2d(const ag::Variable& x, const ag::Variable& kernel,
-                              const ag::Variable& bias, const DepthwiseConv2DOpts& o) {
-  const std::string layer = "DepthwiseConv2D";
-  const Geo geo = detail::parse_geo(layer, o.kernel_size, o.strides, o.dilation_rate, o.padding,
-                                    o.data_format);
-  const I in = checked_channels(layer, geo, x);
-  expect_kernel(layer, "kernel", kernel, geo.kernel, in, o.depth_multiplier);
-  expect_bias(layer, bias, in * o.depth_multiplier);
-  const ag::Variable y = ag::conv2d(detail::to_nchw(x, geo), detail::depthwise_kernel_view(kernel),
-                                    bias, geo.conv_options(in));
-  return detail::from_nchw(y, geo);
-}
-
-ag::Variable separable_conv2d(const ag::Variable& x, const ag::Variable& depthwise_kernel,
-                              const ag::Variable& pointwise_kernel, const ag::Variable& bias,
-                              const SeparableConv2DOpts& o) {
-  const std::string layer = "SeparableConv2D";
-  const Geo geo = detail::parse_geo(layer, o.kernel_size, o.strides, o.dilation_rate, o.padding,
-                                    o.data_format);
-  const I in = checked_channels(layer, geo, x), mid = in * o.depth_multiplier;
-  expect_kernel(layer, "depthwise_kernel", depthwise_kernel, geo.kernel, in, o.depth_multiplier);
-  expect_kernel(layer, "pointwise_kernel", pointwise_kernel, {1, 1}, mid, o.filters);
-  expect_bias(layer, bias, o.filters);
-  const ag::Variable m = ag::conv2d(detail::to_nchw(x, geo),
-                                    detail::depthwise_kernel_view(depthwise_kernel), {},
-                                    geo.conv_options(in));
-  const ag::Variable y = ag::conv2d(m, detail::conv_kernel_view(pointwise_kernel), bias, {});
-  return detail::from_nchw(y, geo);
-}
-
-ag::Variable conv2d(const ag::Variable& x, const ag::Variable& kernel, const ag::Variable& bias,
-                    const Conv2DOpts& o) {
-  const std::string layer = "Conv2D";
-  const Geo geo = detail::parse_geo(layer, o.kernel_size, o.strides, o.dilation_rate, o.padding,
-                                    o.data_format);
-  const I in = checked_channels(layer, geo, x);
-  require(o.groups > 0 && in % o.groups == 0,
-          "{}: The number of input channels must be evenly divisible by the number of groups. "
-          "Received groups={}, but the input has {} channels (full input shape is {}).",
-          layer, o.groups, in, shape_str(x.shape()));
-  expect_kernel(layer, "kernel", kernel, geo.kernel, in / o.groups, o.filters);
-  expect_bias(layer, bias, o.filters);
-  const ag::Variable y = ag::conv2d(detail::to_nchw(x, geo), detail::conv_kernel_view(kernel),
-                                    bias, geo.conv_options(o.groups));
-  return detail::from_nchw(y, geo);
-}
 
 // ---- KerasLayer -----------------------------------------------------------------------------
 
@@ -110,8 +39,7 @@ void KerasLayer::build_channels(I in, const std::string& shape) {
             type_, in_channels_, shape);
     return;
   }
-  require(in > 0, "{}: the input must have at least one channel, got input shape {}", type_,
-          shape);
+  require(in > 0, "{}: the input must have at least one channel, got input shape {}", type_, shape);
   create_weights(in);
   in_channels_ = in;
 }
@@ -168,11 +96,10 @@ void KerasLayer::set_weights(const std::vector<Tensor>& weights) {
           type_, type_, weights.size(), params.size());
   for (std::size_t i = 0; i < params.size(); ++i)
     require(weights[i].defined() && weights[i].shape() == params[i].second.shape(),
-            "{}: Layer {} weight shape {} is not compatible with provided weight shape {}.",
-            type_, params[i].first, shape_str(params[i].second.shape()),
+            "{}: Layer {} weight shape {} is not compatible with provided weight shape {}.", type_,
+            params[i].first, shape_str(params[i].second.shape()),
             weights[i].defined() ? shape_str(weights[i].shape()) : "-");
-  for (std::size_t i = 0; i < params.size(); ++i)
-    params[i].second.set_value(weights[i].to(dtype_));
+  for (std::size_t i = 0; i < params.size(); ++i) params[i].second.set_value(weights[i].to(dtype_));
 }
 
 std::optional<Geometry> KerasLayer::geometry(const Shape&) const {
@@ -196,14 +123,15 @@ Tensor KerasLayer::zeros(I n) const { return Tensor::zeros({n}, dtype_); }
 // ---- the three layers -----------------------------------------------------------------------
 
 DepthwiseConv2D::DepthwiseConv2D(const DepthwiseConv2DOpts& o)
-    : KerasLayer(Common{"DepthwiseConv2D", o.in_channels, o.kernel_size, o.strides,
-                        o.dilation_rate, o.padding, o.data_format, o.dtype}),
+    : KerasLayer(Common{"DepthwiseConv2D", o.in_channels, o.kernel_size, o.strides, o.dilation_rate,
+                        o.padding, o.data_format, o.dtype}),
       options_(o) {
   require(o.depth_multiplier > 0,
           "DepthwiseConv2D: Invalid value for argument `depth_multiplier`. Expected a strictly "
           "positive value. Received depth_multiplier={}.",
           o.depth_multiplier);
-  if (o.in_channels > 0) build_channels(o.in_channels, fmt::format("(..., {})", o.in_channels));
+  if (o.in_channels > 0)
+    build_channels(o.in_channels, fmt::format("in_channels={}", o.in_channels));
 }
 
 void DepthwiseConv2D::create_weights(I in) {
@@ -218,13 +146,11 @@ ag::Variable DepthwiseConv2D::forward(const ag::Variable& x) {
   return depthwise_conv2d(x, kernel, bias, options_);
 }
 
-I DepthwiseConv2D::macs(const Shape&, const Shape& out) const {
-  return out.numel() * kh_ * kw_;
-}
+I DepthwiseConv2D::macs(const Shape&, const Shape& out) const { return out.numel() * kh_ * kw_; }
 
 SeparableConv2D::SeparableConv2D(const SeparableConv2DOpts& o)
-    : KerasLayer(Common{"SeparableConv2D", o.in_channels, o.kernel_size, o.strides,
-                        o.dilation_rate, o.padding, o.data_format, o.dtype}),
+    : KerasLayer(Common{"SeparableConv2D", o.in_channels, o.kernel_size, o.strides, o.dilation_rate,
+                        o.padding, o.data_format, o.dtype}),
       options_(o) {
   require(o.depth_multiplier > 0,
           "SeparableConv2D: Invalid value for argument `depth_multiplier`. Expected a strictly "
@@ -234,13 +160,14 @@ SeparableConv2D::SeparableConv2D(const SeparableConv2DOpts& o)
           "SeparableConv2D: Invalid value for argument `filters`. Expected a strictly positive "
           "value. Received filters={}.",
           o.filters);
-  if (o.in_channels > 0) build_channels(o.in_channels, fmt::format("(..., {})", o.in_channels));
+  if (o.in_channels > 0)
+    build_channels(o.in_channels, fmt::format("in_channels={}", o.in_channels));
 }
 
 void SeparableConv2D::create_weights(I in) {
   const I mid = in * options_.depth_multiplier;
-  depthwise_kernel = register_parameter(
-      "depthwise_kernel", glorot_uniform({kh_, kw_, in, options_.depth_multiplier}));
+  depthwise_kernel = register_parameter("depthwise_kernel",
+                                        glorot_uniform({kh_, kw_, in, options_.depth_multiplier}));
   pointwise_kernel =
       register_parameter("pointwise_kernel", glorot_uniform({1, 1, mid, options_.filters}));
   if (options_.use_bias) bias = register_parameter("bias", zeros(options_.filters));
@@ -274,14 +201,15 @@ Conv2D::Conv2D(const Conv2DOpts& o)
           "Conv2D: The number of filters must be evenly divisible by the number of groups. "
           "Received: groups={}, filters={}.",
           o.groups, o.filters);
-  const Geo geo = detail::parse_geo("Conv2D", o.kernel_size, o.strides, o.dilation_rate,
-                                    o.padding, o.data_format);
+  const Geo geo = detail::parse_geo("Conv2D", o.kernel_size, o.strides, o.dilation_rate, o.padding,
+                                    o.data_format);
   require(std::max(geo.strides[0], geo.strides[1]) == 1 ||
               std::max(geo.dilation[0], geo.dilation[1]) == 1,
           "Conv2D: `strides > 1` not supported in conjunction with `dilation_rate > 1`. "
           "Received: strides=({}, {}) and dilation_rate=({}, {})",
           geo.strides[0], geo.strides[1], geo.dilation[0], geo.dilation[1]);
-  if (o.in_channels > 0) build_channels(o.in_channels, fmt::format("(..., {})", o.in_channels));
+  if (o.in_channels > 0)
+    build_channels(o.in_channels, fmt::format("in_channels={}", o.in_channels));
 }
 
 void Conv2D::create_weights(I in) {

@@ -34,13 +34,13 @@ void require_rank4(const Tensor& t, const char* fn, const char* what, const char
 // The module's weight and bias, shape-checked, for a 2-D direct convolution.
 void require_conv2d(const ConvNd& conv, const char* fn) {
   require(conv.weight.defined() && conv.weight.dim() == 4,
-          "{}: the module must be a 2-D convolution, got {} with weight {}", fn,
-          conv.type_name(), conv.weight.defined() ? shape_str(conv.weight.shape()) : "-");
+          "{}: the module must be a 2-D convolution, got {} with weight {}", fn, conv.type_name(),
+          conv.weight.defined() ? shape_str(conv.weight.shape()) : "-");
 }
 
 // Copies kernel (converted) and bias into a module after checking both shapes.
-void load_into(ConvNd& conv, const Tensor& weight, const std::vector<Tensor>& w,
-               const char* fn, const char* keras_layer) {
+void load_into(ConvNd& conv, const Tensor& weight, const std::vector<Tensor>& w, const char* fn,
+               const char* keras_layer) {
   require(weight.shape() == conv.weight.shape(),
           "{}: the {} kernel {} gives a PyTorch weight {} but the module's {} weight is {}", fn,
           keras_layer, shape_str(w[0].shape()), shape_str(weight.shape()), conv.type_name(),
@@ -99,7 +99,8 @@ Tensor depthwise_kernel_from_torch(const Tensor& weight, std::int64_t depth_mult
 }
 
 Tensor pointwise_kernel_to_torch(const Tensor& kernel) {
-  require_rank4(kernel, "pointwise_kernel_to_torch", "the Keras pointwise kernel", "(1, 1, in, out)");
+  require_rank4(kernel, "pointwise_kernel_to_torch", "the Keras pointwise kernel",
+                "(1, 1, in, out)");
   require(kernel.size(0) == 1 && kernel.size(1) == 1,
           "pointwise_kernel_to_torch: a pointwise kernel is (1, 1, in, out), got shape {}",
           shape_str(kernel.shape()));
@@ -140,14 +141,12 @@ void load_keras_separable(SeparableConv2d& sep, const std::vector<Tensor>& w) {
   // Check everything before changing anything.
   require(dw.shape() == sep.depthwise->weight.shape(),
           "{}: depthwise_kernel {} gives a PyTorch weight {} but depthwise.weight is {}", fn,
-          shape_str(w[0].shape()), shape_str(dw.shape()),
-          shape_str(sep.depthwise->weight.shape()));
+          shape_str(w[0].shape()), shape_str(dw.shape()), shape_str(sep.depthwise->weight.shape()));
   std::vector<Tensor> pw_list{w[1]};
   if (w.size() == 3) pw_list.push_back(w[2]);
   require(pw.shape() == sep.pointwise->weight.shape(),
           "{}: pointwise_kernel {} gives a PyTorch weight {} but pointwise.weight is {}", fn,
-          shape_str(w[1].shape()), shape_str(pw.shape()),
-          shape_str(sep.pointwise->weight.shape()));
+          shape_str(w[1].shape()), shape_str(pw.shape()), shape_str(sep.pointwise->weight.shape()));
   require(w.size() == 2 || (sep.pointwise->bias.defined() && w[2].defined() &&
                             w[2].shape() == sep.pointwise->bias.shape()),
           "{}: bias {} does not fit the module (pointwise.bias {})", fn,
@@ -169,8 +168,7 @@ std::vector<Tensor> keras_depthwise_weights(const ConvNd& conv) {
   require_conv2d(conv, fn);
   const ConvOpts& o = conv.options();
   require(o.groups == o.in && o.out % o.in == 0,
-          "{}: the module is not depthwise (in {}, out {}, groups {})", fn, o.in, o.out,
-          o.groups);
+          "{}: the module is not depthwise (in {}, out {}, groups {})", fn, o.in, o.out, o.groups);
   std::vector<Tensor> out{depthwise_kernel_from_torch(conv.weight.value(), o.out / o.in)};
   if (conv.bias.defined()) out.push_back(conv.bias.value().clone(MemoryFormat::Contiguous));
   return out;

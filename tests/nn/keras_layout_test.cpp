@@ -49,51 +49,72 @@ TEST(KerasLayout, PointwiseKernelRoundTrip) {
 
 TEST(KerasLayout, BadShapesAreRefused) {
   using test::expect_error;
-  expect_error<InvalidArgument>([] { conv_kernel_to_torch(Tensor::zeros({3, 3, 4})); },
-                                {"conv_kernel_to_torch", "rank 4", "(3, 3, 4)"});
   expect_error<InvalidArgument>(
-      [] { depthwise_kernel_from_torch(Tensor::zeros({6, 2, 3, 3}), 2); },
+      [] {
+        conv_kernel_to_torch(Tensor::zeros({3, 3, 4}));
+      },
+      {"conv_kernel_to_torch", "rank 4", "(3, 3, 4)"});
+  expect_error<InvalidArgument>(
+      [] {
+        depthwise_kernel_from_torch(Tensor::zeros({6, 2, 3, 3}), 2);
+      },
       {"(in*multiplier, 1, kh, kw)", "(6, 2, 3, 3)"});
   expect_error<InvalidArgument>(
-      [] { depthwise_kernel_from_torch(Tensor::zeros({6, 1, 3, 3}), 4); },
+      [] {
+        depthwise_kernel_from_torch(Tensor::zeros({6, 1, 3, 3}), 4);
+      },
       {"depth_multiplier 4", "divide the 6 output channels"});
-  expect_error<InvalidArgument>([] { pointwise_kernel_to_torch(Tensor::zeros({3, 3, 4, 2})); },
-                                {"(1, 1, in, out)", "(3, 3, 4, 2)"});
   expect_error<InvalidArgument>(
-      [] { pointwise_kernel_from_torch(Tensor::zeros({2, 4, 3, 3})); },
+      [] {
+        pointwise_kernel_to_torch(Tensor::zeros({3, 3, 4, 2}));
+      },
+      {"(1, 1, in, out)", "(3, 3, 4, 2)"});
+  expect_error<InvalidArgument>(
+      [] {
+        pointwise_kernel_from_torch(Tensor::zeros({2, 4, 3, 3}));
+      },
       {"(out, in, 1, 1)", "(2, 4, 3, 3)"});
   nn::DepthwiseConv2d dw({.channels = 4, .multiplier = 2});
   expect_error<InvalidArgument>(
-      [&] { load_keras_depthwise(dw, {Tensor::zeros({3, 3, 4, 1}), Tensor::zeros({8})}); },
+      [&] {
+        load_keras_depthwise(dw, {Tensor::zeros({3, 3, 4, 1}), Tensor::zeros({8})});
+      },
       {"load_keras_depthwise", "(3, 3, 4, 1)", "(8, 1, 3, 3)"});
   expect_error<InvalidArgument>(
-      [&] { load_keras_depthwise(dw, {Tensor::zeros({3, 3, 4, 2}), Tensor::zeros({4})}); },
+      [&] {
+        load_keras_depthwise(dw, {Tensor::zeros({3, 3, 4, 2}), Tensor::zeros({4})});
+      },
       {"bias must have shape (8)", "got (4)"});
   nn::Conv2d dense({.in = 4, .out = 8, .kernel = 3});
-  expect_error<InvalidArgument>([&] { load_keras_depthwise(dense, {Tensor::zeros({3, 3, 4, 2})}); },
-                                {"not depthwise", "groups 1"});
+  expect_error<InvalidArgument>(
+      [&] {
+        load_keras_depthwise(dense, {Tensor::zeros({3, 3, 4, 2})});
+      },
+      {"not depthwise", "groups 1"});
   nn::SeparableConv2d sep({.in = 4, .out = 6, .bias = false});
   expect_error<InvalidArgument>(
       [&] {
-        load_keras_separable(sep, {Tensor::zeros({3, 3, 4, 1}), Tensor::zeros({1, 1, 4, 6}),
-                                   Tensor::zeros({6})});
+        load_keras_separable(
+            sep, {Tensor::zeros({3, 3, 4, 1}), Tensor::zeros({1, 1, 4, 6}), Tensor::zeros({6})});
       },
       {"load_keras_separable", "bias (6)", "none"});
-  expect_error<InvalidArgument>([&] { load_keras_separable(sep, {Tensor::zeros({3, 3, 4, 1})}); },
-                                {"[depthwise_kernel, pointwise_kernel, (bias)]", "got 1"});
+  expect_error<InvalidArgument>(
+      [&] {
+        load_keras_separable(sep, {Tensor::zeros({3, 3, 4, 1})});
+      },
+      {"[depthwise_kernel, pointwise_kernel, (bias)]", "got 1"});
 }
 
 // keras::DepthwiseConv2D on NHWC equals nn::DepthwiseConv2d on NCHW after loading its
 // get_weights(), and the list read back from the module equals the original.
 TEST(KerasLayout, DepthwiseWeightsGiveTheSameLayer) {
   manual_seed(3);
-  DepthwiseConv2D k({.in_channels = 3, .kernel_size = 3, .strides = 2, .padding = "same",
-                     .depth_multiplier = 2});
+  DepthwiseConv2D k(
+      {.in_channels = 3, .kernel_size = 3, .strides = 2, .padding = "same", .depth_multiplier = 2});
   std::vector<Tensor> kw = k.get_weights();
   kw[1] = Tensor::uniform({6}, -1, 1, 9);  // a non-zero bias
   k.set_weights(kw);
-  nn::DepthwiseConv2d t({.channels = 3, .multiplier = 2, .stride = 2,
-                         .padding = Padding::same()});
+  nn::DepthwiseConv2d t({.channels = 3, .multiplier = 2, .stride = 2, .padding = Padding::same()});
   load_keras_depthwise(t, kw);
   const ag::Variable x(Tensor::uniform({2, 8, 7, 3}, -1, 1, 4));
   test::expect_close(k(x).value(), nhwc_of(t(nchw_of(x))).value(), 1e-6, 1e-6, "output");
@@ -115,8 +136,8 @@ TEST(KerasLayout, SeparableWeightsFoldTheDepthwiseBias) {
   ASSERT_EQ(kw.size(), 3u);
   EXPECT_EQ(kw[0].shape(), (Shape{3, 3, 3, 2}));
   EXPECT_EQ(kw[1].shape(), (Shape{1, 1, 6, 5}));
-  SeparableConv2D k({.in_channels = 3, .filters = 5, .kernel_size = 3, .padding = "same",
-                     .depth_multiplier = 2});
+  SeparableConv2D k(
+      {.in_channels = 3, .filters = 5, .kernel_size = 3, .padding = "same", .depth_multiplier = 2});
   k.set_weights(kw);
   const ag::Variable x(Tensor::uniform({2, 6, 5, 3}, -1, 1, 6));
   const Tensor want = nhwc_of(t(nchw_of(x))).value();
@@ -129,8 +150,12 @@ TEST(KerasLayout, SeparableWeightsFoldTheDepthwiseBias) {
 
 TEST(KerasLayout, GroupedConvWeightsGiveTheSameLayer) {
   manual_seed(5);
-  Conv2D k({.in_channels = 4, .filters = 6, .kernel_size = {3, 2}, .padding = "valid",
-            .dilation_rate = 2, .groups = 2});
+  Conv2D k({.in_channels = 4,
+            .filters = 6,
+            .kernel_size = {3, 2},
+            .padding = "valid",
+            .dilation_rate = 2,
+            .groups = 2});
   nn::Conv2d t({.in = 4, .out = 6, .kernel = {3, 2}, .dilation = 2, .groups = 2});
   std::vector<Tensor> kw = k.get_weights();
   kw[1] = Tensor::uniform({6}, -1, 1, 8);
@@ -148,8 +173,8 @@ TEST(KerasLayout, GradcheckFunctionalForms) {
   auto var = [](const Shape& s, std::uint64_t seed) {
     return ag::Variable(Tensor::uniform(s, -1, 1, seed, DType::F64), true);
   };
-  const DepthwiseConv2DOpts dw{.kernel_size = 3, .strides = 2, .padding = "same",
-                               .depth_multiplier = 2};
+  const DepthwiseConv2DOpts dw{
+      .kernel_size = 3, .strides = 2, .padding = "same", .depth_multiplier = 2};
   auto r = ag::gradcheck([&](const V& v) { return depthwise_conv2d(v[0], v[1], v[2], dw); },
                          {var({2, 6, 5, 3}, 1), var({3, 3, 3, 2}, 2), var({6}, 3)});
   EXPECT_TRUE(r) << r.message;
@@ -159,8 +184,8 @@ TEST(KerasLayout, GradcheckFunctionalForms) {
   r = ag::gradcheck([&](const V& v) { return depthwise_conv2d(v[0], v[1], v[2], dwf); },
                     {var({1, 3, 7, 6}, 4), var({3, 3, 3, 2}, 5), var({6}, 6)});
   EXPECT_TRUE(r) << r.message;
-  const SeparableConv2DOpts sep{.filters = 4, .kernel_size = {3, 2}, .strides = 2,
-                                .padding = "same", .depth_multiplier = 2};
+  const SeparableConv2DOpts sep{
+      .filters = 4, .kernel_size = {3, 2}, .strides = 2, .padding = "same", .depth_multiplier = 2};
   r = ag::gradcheck(
       [&](const V& v) { return separable_conv2d(v[0], v[1], v[2], v[3], sep); },
       {var({2, 6, 5, 2}, 7), var({3, 2, 2, 2}, 8), var({1, 1, 4, 4}, 9), var({4}, 10)});
@@ -186,12 +211,20 @@ TEST(KerasLayout, ValidationMessagesFollowKeras) {
   expect_error<InvalidArgument>([] { DepthwiseConv2D(DepthwiseConv2DOpts{}); },
                                 {"`kernel_size` argument must be a tuple of 2 integers",
                                  "kernel_size=0", "values {0}", "`value > 0`"});
-  expect_error<InvalidArgument>([] { Conv2D({.filters = 2, .kernel_size = {3, -1}}); },
-                                {"kernel_size=(3, -1)", "values {-1}"});
-  expect_error<InvalidArgument>([] { Conv2D({.filters = 2, .kernel_size = {3, 3, 3}}); },
-                                {"tuple of 2 integers", "kernel_size=(3, 3, 3)"});
   expect_error<InvalidArgument>(
-      [] { DepthwiseConv2D({.kernel_size = 3, .strides = {2, 0}}); },
+      [] {
+        Conv2D({.filters = 2, .kernel_size = {3, -1}});
+      },
+      {"kernel_size=(3, -1)", "values {-1}"});
+  expect_error<InvalidArgument>(
+      [] {
+        Conv2D({.filters = 2, .kernel_size = {3, 3, 3}});
+      },
+      {"tuple of 2 integers", "kernel_size=(3, 3, 3)"});
+  expect_error<InvalidArgument>(
+      [] {
+        DepthwiseConv2D({.kernel_size = 3, .strides = {2, 0}});
+      },
       {"`strides` argument", "strides=(2, 0)"});
   expect_error<InvalidArgument>(
       [] { Conv2D({.filters = 4, .kernel_size = 3, .strides = 2, .dilation_rate = 2}); },
@@ -210,20 +243,31 @@ TEST(KerasLayout, ValidationMessagesFollowKeras) {
   expect_error<InvalidArgument>([] { Conv2D({.filters = 4, .kernel_size = 3, .groups = 0}); },
                                 {"groups must be a positive integer", "groups=0"});
   DepthwiseConv2D dw({.in_channels = 2, .kernel_size = 5});
-  expect_error<InvalidArgument>([&] { dw(ag::Variable(Tensor::zeros({1, 4, 4, 2}))); },
-                                {"Computed output size would be zero or negative",
-                                 "inputs shape=(1, 4, 4, 2)", "padding=valid"});
-  expect_error<InvalidArgument>([&] { dw(ag::Variable(Tensor::zeros({4, 4, 2}))); },
-                                {"expected ndim=4, found ndim=3"});
+  expect_error<InvalidArgument>(
+      [&] {
+        dw(ag::Variable(Tensor::zeros({1, 4, 4, 2})));
+      },
+      {"Computed output size would be zero or negative", "inputs shape=(1, 4, 4, 2)",
+       "padding=valid"});
+  expect_error<InvalidArgument>(
+      [&] {
+        dw(ag::Variable(Tensor::zeros({4, 4, 2})));
+      },
+      {"expected ndim=4, found ndim=3"});
   // Keras 3 accepts strides > 1 with dilation > 1 for depthwise layers (see the
   // dw_s2_d2_valid fixture), so convkit does too.
   EXPECT_NO_THROW(DepthwiseConv2D({.kernel_size = 3, .strides = 2, .dilation_rate = 2}));
   DepthwiseConv2D same({.in_channels = 2, .kernel_size = 3, .padding = "SAME"});  // any case
   EXPECT_EQ(same.compute_output_shape({1, 5, 5, 2}), (Shape{1, 5, 5, 2}));
-  expect_error<InvalidArgument>([&] { same.set_weights({Tensor::zeros({3, 3, 2, 1})}); },
-                                {"weight list of length 1", "expecting 2 weights"});
   expect_error<InvalidArgument>(
-      [&] { same.set_weights({Tensor::zeros({3, 3, 2, 2}), Tensor::zeros({2})}); },
+      [&] {
+        same.set_weights({Tensor::zeros({3, 3, 2, 1})});
+      },
+      {"weight list of length 1", "expecting 2 weights"});
+  expect_error<InvalidArgument>(
+      [&] {
+        same.set_weights({Tensor::zeros({3, 3, 2, 2}), Tensor::zeros({2})});
+      },
       {"kernel weight shape (3, 3, 2, 1)", "provided weight shape (3, 3, 2, 2)"});
 }
 

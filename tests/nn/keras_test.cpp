@@ -21,8 +21,7 @@ using I = std::int64_t;
 using Factory = std::function<std::shared_ptr<KerasLayer>(I in, DType dtype)>;
 
 io::SafetensorsFile keras_fixture(const std::string& name) {
-  return io::load_safetensors(std::string(CONVKIT_FIXTURE_DIR) + "/keras/" + name +
-                              ".safetensors");
+  return io::load_safetensors(std::string(CONVKIT_FIXTURE_DIR) + "/keras/" + name + ".safetensors");
 }
 
 template <typename L, typename O>
@@ -46,36 +45,50 @@ const std::map<std::string, Factory>& cases() {
        make<DepthwiseConv2D>(DW{.kernel_size = 3, .strides = 2, .padding = "same"})},
       {"dw_same_s2_even",
        make<DepthwiseConv2D>(DW{.kernel_size = 3, .strides = 2, .padding = "same"})},
-      {"dw_same_k4x3_s2", make<DepthwiseConv2D>(DW{.kernel_size = {4, 3}, .strides = 2,
-                                                   .padding = "same", .depth_multiplier = 2})},
-      {"dw_dilation2_nobias",
-       make<DepthwiseConv2D>(DW{.kernel_size = 3, .padding = "same", .depth_multiplier = 2,
-                                .dilation_rate = 2, .use_bias = false})},
+      {"dw_same_k4x3_s2",
+       make<DepthwiseConv2D>(
+           DW{.kernel_size = {4, 3}, .strides = 2, .padding = "same", .depth_multiplier = 2})},
+      {"dw_dilation2_nobias", make<DepthwiseConv2D>(DW{.kernel_size = 3,
+                                                       .padding = "same",
+                                                       .depth_multiplier = 2,
+                                                       .dilation_rate = 2,
+                                                       .use_bias = false})},
       {"dw_s2_d2_valid",
        make<DepthwiseConv2D>(DW{.kernel_size = 3, .strides = 2, .dilation_rate = 2})},
-      {"dw_channels_first",
-       make<DepthwiseConv2D>(DW{.kernel_size = 3, .strides = 2, .padding = "same",
-                                .depth_multiplier = 2, .data_format = "channels_first"})},
-      {"sep_same_m2", make<SeparableConv2D>(SEP{.filters = 5, .kernel_size = 3,
-                                                .padding = "same", .depth_multiplier = 2})},
-      {"sep_s2_valid_nobias", make<SeparableConv2D>(SEP{.filters = 4, .kernel_size = 3,
-                                                        .strides = 2, .use_bias = false})},
-      {"sep_same_s2_d1_even", make<SeparableConv2D>(SEP{.filters = 3, .kernel_size = {3, 2},
-                                                        .strides = 2, .padding = "same"})},
-      {"sep_dilation2", make<SeparableConv2D>(SEP{.filters = 4, .kernel_size = 3,
-                                                  .padding = "same", .dilation_rate = 2})},
-      {"sep_channels_first",
-       make<SeparableConv2D>(SEP{.filters = 4, .kernel_size = 3, .padding = "same",
-                                 .data_format = "channels_first", .depth_multiplier = 2})},
-      {"conv_groups2", make<Conv2D>(CONV{.filters = 6, .kernel_size = 3, .padding = "same",
-                                         .groups = 2})},
+      {"dw_channels_first", make<DepthwiseConv2D>(DW{.kernel_size = 3,
+                                                     .strides = 2,
+                                                     .padding = "same",
+                                                     .depth_multiplier = 2,
+                                                     .data_format = "channels_first"})},
+      {"sep_same_m2",
+       make<SeparableConv2D>(
+           SEP{.filters = 5, .kernel_size = 3, .padding = "same", .depth_multiplier = 2})},
+      {"sep_s2_valid_nobias",
+       make<SeparableConv2D>(SEP{.filters = 4, .kernel_size = 3, .strides = 2, .use_bias = false})},
+      {"sep_same_s2_d1_even",
+       make<SeparableConv2D>(
+           SEP{.filters = 3, .kernel_size = {3, 2}, .strides = 2, .padding = "same"})},
+      {"sep_dilation2",
+       make<SeparableConv2D>(
+           SEP{.filters = 4, .kernel_size = 3, .padding = "same", .dilation_rate = 2})},
+      {"sep_channels_first", make<SeparableConv2D>(SEP{.filters = 4,
+                                                       .kernel_size = 3,
+                                                       .padding = "same",
+                                                       .data_format = "channels_first",
+                                                       .depth_multiplier = 2})},
+      {"conv_groups2",
+       make<Conv2D>(CONV{.filters = 6, .kernel_size = 3, .padding = "same", .groups = 2})},
       {"conv_same_s2_even",
        make<Conv2D>(CONV{.filters = 4, .kernel_size = 3, .strides = 2, .padding = "same"})},
-      {"conv_valid_d2_nobias", make<Conv2D>(CONV{.filters = 3, .kernel_size = {3, 2},
-                                                 .dilation_rate = 2, .use_bias = false})},
-      {"conv_channels_first_g3",
-       make<Conv2D>(CONV{.filters = 6, .kernel_size = 3, .strides = 2, .padding = "same",
-                         .data_format = "channels_first", .groups = 3})},
+      {"conv_valid_d2_nobias",
+       make<Conv2D>(
+           CONV{.filters = 3, .kernel_size = {3, 2}, .dilation_rate = 2, .use_bias = false})},
+      {"conv_channels_first_g3", make<Conv2D>(CONV{.filters = 6,
+                                                   .kernel_size = 3,
+                                                   .strides = 2,
+                                                   .padding = "same",
+                                                   .data_format = "channels_first",
+                                                   .groups = 3})},
   };
   return table;
 }
@@ -106,9 +119,7 @@ void check_case(const std::string& name, DType dtype, double rtol, double atol) 
 }
 
 TEST_P(KerasFixture, MatchesTensorFlowFloat32) { check_case(GetParam(), DType::F32, 1e-4, 2e-5); }
-TEST_P(KerasFixture, MatchesTensorFlowFloat64) {
-  check_case(GetParam(), DType::F64, 1e-10, 1e-12);
-}
+TEST_P(KerasFixture, MatchesTensorFlowFloat64) { check_case(GetParam(), DType::F64, 1e-10, 1e-12); }
 
 // Default initialization: kernels inside Keras' glorot_uniform limit (computed by Keras for
 // the same shape) and spread across it; biases zero.
@@ -166,19 +177,26 @@ TEST(Keras, BuildLaterFromTheInputShape) {
   test::expect_error<InvalidArgument>([&] { (void)sep.count_params(); },
                                       {"count_params", "isn't built", "layer.build"});
   test::expect_error<InvalidArgument>(
-      [&] { sep(ag::Variable(Tensor::zeros({1, 5, 5, 4}))); },
+      [&] {
+        sep(ag::Variable(Tensor::zeros({1, 5, 5, 4})));
+      },
       {"SeparableConv2D", "not built", "build(input_shape)", "(1, 5, 5, 4)"});
   sep.build({2, 5, 5, 4});
   EXPECT_EQ(sep.in_channels(), 4);
   EXPECT_EQ(sep.count_params(), 4 * 9 + 4 * 8 + 8);
   sep.build({7, 9, 9, 4});  // same channels: nothing changes
   EXPECT_EQ(sep.parameters().size(), 3u);
-  test::expect_error<InvalidArgument>([&] { sep.build({1, 5, 5, 3}); },
-                                      {"built for 4 input channels", "(1, 5, 5, 3)"});
+  test::expect_error<InvalidArgument>(
+      [&] {
+        sep.build({1, 5, 5, 3});
+      },
+      {"built for 4 input channels", "(1, 5, 5, 3)"});
   const ag::Variable y = sep(ag::Variable(Tensor::uniform({2, 5, 5, 4}, -1, 1, 3)));
   EXPECT_EQ(y.shape(), (Shape{2, 5, 5, 8}));
   test::expect_error<InvalidArgument>(
-      [&] { sep(ag::Variable(Tensor::zeros({1, 5, 5, 3}))); },
+      [&] {
+        sep(ag::Variable(Tensor::zeros({1, 5, 5, 3})));
+      },
       {"expected axis -1 of input shape to have value 4", "(1, 5, 5, 3)"});
   Conv2D cf({.filters = 2, .kernel_size = 1, .data_format = "channels_first"});
   cf.build({1, 6, 4, 4});
@@ -188,8 +206,8 @@ TEST(Keras, BuildLaterFromTheInputShape) {
 // The NHWC path views memory instead of copying: the output and the input gradient come back
 // as contiguous NHWC tensors.
 TEST(Keras, ChannelsLastOutputsAreDenseNhwc) {
-  DepthwiseConv2D dw({.in_channels = 4, .kernel_size = 3, .strides = 2, .padding = "same",
-                      .depth_multiplier = 2});
+  DepthwiseConv2D dw(
+      {.in_channels = 4, .kernel_size = 3, .strides = 2, .padding = "same", .depth_multiplier = 2});
   ag::Variable x(Tensor::uniform({2, 9, 8, 4}, -1, 1, 1), true);
   const ag::Variable y = dw(x);
   EXPECT_EQ(y.shape(), (Shape{2, 5, 4, 8}));
@@ -204,20 +222,56 @@ TEST(Keras, ChannelsLastOutputsAreDenseNhwc) {
   EXPECT_EQ(xc.value().storage(), x.value().storage());
   EXPECT_EQ(xc.shape(), (Shape{2, 4, 9, 8}));
   EXPECT_EQ(xc.value().memory_format(), MemoryFormat::ChannelsLast);
-  const ag::Variable yc = ag::conv2d(xc, detail::depthwise_kernel_view(dw.kernel), dw.bias,
-                                     geo.conv_options(4));
+  const ag::Variable yc =
+      ag::conv2d(xc, detail::depthwise_kernel_view(dw.kernel), dw.bias, geo.conv_options(4));
   EXPECT_EQ(yc.value().memory_format(), MemoryFormat::ChannelsLast);
   const ag::Variable yl = detail::from_nchw(yc, geo);
   EXPECT_EQ(yl.value().storage(), yc.value().storage());
   EXPECT_EQ(yl.value().at<float>({1, 3, 2, 5}), yc.value().at<float>({1, 5, 3, 2}));
 }
 
+// Inputs that are not dense NHWC (a narrowed view) or whose views are ambiguous (one
+// channel: NHWC and NCHW coincide) take a copy where needed and give the same numbers as the
+// PyTorch-layout layer on permuted copies, gradients included.
+TEST(Keras, StridedAndSingleChannelInputs) {
+  for (const I channels : {I{1}, I{3}}) {
+    SCOPED_TRACE(channels);
+    DepthwiseConv2D k({.in_channels = channels,
+                       .kernel_size = 3,
+                       .strides = 2,
+                       .padding = "same",
+                       .depth_multiplier = 2});
+    std::vector<Tensor> w = k.get_weights();
+    w[1] = Tensor::uniform({2 * channels}, -1, 1, 3);
+    k.set_weights(w);
+    nn::DepthwiseConv2d t(
+        {.channels = channels, .multiplier = 2, .stride = 2, .padding = Padding::same()});
+    load_keras_depthwise(t, w);
+    const Tensor big = Tensor::uniform({2, 9, 11, channels}, -1, 1, 4);
+    ag::Variable x(big.narrow(2, 1, 9), true);  // (2, 9, 9, C), rows 11 elements apart
+    ag::Variable xt(x.value().clone(MemoryFormat::Contiguous), true);
+    const ag::Variable y = k(x);
+    const ag::Variable yt = ag::permute(t(ag::permute(xt, {0, 3, 1, 2})), {0, 2, 3, 1});
+    test::expect_close(y.value(), yt.value(), 1e-6, 1e-6, "out");
+    const Tensor r = Tensor::uniform(y.shape(), -1, 1, 5);
+    ag::sum(ag::mul(y, ag::Variable(r))).backward();
+    ag::sum(ag::mul(yt, ag::Variable(r))).backward();
+    test::expect_close(x.grad(), xt.grad(), 1e-6, 1e-6, "grad.x");
+    test::expect_close(k.kernel.grad(), depthwise_kernel_from_torch(t.weight.grad(), 2), 1e-5, 1e-6,
+                       "grad.kernel");
+  }
+}
+
 // One SGD step on the Keras-layout parameters lowers the loss of a fixed target: the
 // gradients reach kernel, pointwise kernel and bias in their Keras shapes.
 TEST(Keras, TrainingStepReachesKerasWeights) {
   manual_seed(11);
-  SeparableConv2D sep({.in_channels = 3, .filters = 4, .kernel_size = 3, .strides = 2,
-                       .padding = "same", .depth_multiplier = 2});
+  SeparableConv2D sep({.in_channels = 3,
+                       .filters = 4,
+                       .kernel_size = 3,
+                       .strides = 2,
+                       .padding = "same",
+                       .depth_multiplier = 2});
   const ag::Variable x(Tensor::uniform({4, 9, 9, 3}, -1, 1, 2));
   const ag::Variable target(Tensor::uniform({4, 5, 5, 4}, -1, 1, 3));
   auto loss = [&] { return ag::mse_loss(sep(x), target); };
