@@ -2,6 +2,7 @@
 #pragma once
 
 #include "convkit/nn/conv.hpp"
+#include "convkit/nn/convert.hpp"
 #include "convkit/nn/layers.hpp"
 #include "convkit/nn/mobilenet.hpp"
 #include "convkit/nn/module.hpp"
