@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "convkit/ops/conv.hpp"
 #include "test_util.hpp"
 
@@ -53,7 +56,10 @@ TEST(ConvertGroups, EveryGroupCountRoundTripsAndRunsTheSame) {
   std::vector<Case> cases;
   for (std::int64_t g : {1, 2, 3, 6})  // groups 1..C for C = 6 (those that divide)
     cases.push_back({6, 12, {3, 3}, {2, 6, 9, 8}, {.stride = {2}, .padding = 1, .groups = g}});
-  cases.push_back({4, 8, {3, 3}, {1, 4, 10, 7},  // depthwise, multiplier 2, dilation 2, asym.
+  cases.push_back({4,
+                   8,
+                   {3, 3},
+                   {1, 4, 10, 7},  // depthwise, multiplier 2, dilation 2, asym.
                    {.padding = Padding::asymmetric({2, 1}, {0, 2}), .dilation = {2}, .groups = 4}});
   cases.push_back({4, 4, {5}, {2, 4, 13}, {.padding = Padding::same(), .groups = 2}});
   cases.push_back({6, 3, {3, 1, 2}, {1, 6, 4, 5, 6}, {.stride = {1, 2, 1}, .groups = 3}});
@@ -73,8 +79,8 @@ TEST(ConvertGroups, EveryGroupCountRoundTripsAndRunsTheSame) {
 }
 
 TEST(ConvertGroups, ModulesGoToDenseAndBack) {
-  nn::Conv2d conv({.in = 6, .out = 9, .kernel = 3, .stride = 2, .padding = Padding::same(),
-                   .groups = 3});
+  nn::Conv2d conv(
+      {.in = 6, .out = 9, .kernel = 3, .stride = 2, .padding = Padding::same(), .groups = 3});
   const ag::Variable x(Tensor::uniform({2, 6, 11, 10}, -1, 1, 5));
   auto dense = nn::to_dense(conv);
   EXPECT_EQ(dense->options().groups, 1);
@@ -90,8 +96,13 @@ TEST(ConvertGroups, ModulesGoToDenseAndBack) {
   expect_same((*dw_dense)(x4).value(), dw(x4).value(), 1e-5, "depthwise to_dense");
   EXPECT_TRUE(allclose(nn::to_grouped(*dw_dense, 4)->weight.value(), dw.weight.value(), 0, 0));
   // A transposed convolution's weight is (in, out/groups, k...): rows are input channels.
-  nn::ConvTranspose2d up({.in = 4, .out = 6, .kernel = 3, .stride = 2, .padding = 1,
-                          .groups = 2, .output_padding = 1});
+  nn::ConvTranspose2d up({.in = 4,
+                          .out = 6,
+                          .kernel = 3,
+                          .stride = 2,
+                          .padding = 1,
+                          .groups = 2,
+                          .output_padding = 1});
   auto up_dense = nn::to_dense(up);
   EXPECT_EQ(up_dense->weight.shape(), (Shape{4, 6, 3, 3}));
   expect_same((*up_dense)(x4).value(), up(x4).value(), 1e-5, "transposed to_dense");
@@ -100,17 +111,21 @@ TEST(ConvertGroups, ModulesGoToDenseAndBack) {
 TEST(ConvertGroups, RefusesWhatIsNotRepresentable) {
   Tensor dense = nn::grouped_to_dense_weight(Tensor::ones({4, 2, 3, 3}, DType::F64), 2);
   dense.set({1, 3, 2, 0}, 0.25);  // output 1 (group 0) reading input 3 (group 1)
-  test::expect_error<InvalidArgument>(
-      [&] { nn::dense_to_grouped_weight(dense, 2); },
-      {"dense_to_grouped_weight", "groups 2", "weight[out 1, in 3]", "(2, 0)", "0.25", "group 0",
-       "0..1"});
+  test::expect_error<InvalidArgument>([&] { nn::dense_to_grouped_weight(dense, 2); },
+                                      {"dense_to_grouped_weight", "groups 2", "weight[out 1, in 3]",
+                                       "(2, 0)", "0.25", "group 0", "0..1"});
   test::expect_error<InvalidArgument>([&] { nn::dense_to_grouped_weight(dense, 3); },
                                       {"groups 3", "out 4", "in 4"});
   test::expect_error<InvalidArgument>(
-      [] { nn::grouped_to_dense_weight(Tensor::ones({5, 1, 3, 3}), 2); },
+      [] {
+        nn::grouped_to_dense_weight(Tensor::ones({5, 1, 3, 3}), 2);
+      },
       {"groups 2", "first dimension 5"});
   test::expect_error<InvalidArgument>(
-      [] { nn::grouped_to_dense_weight(Tensor::ones({4, 1}), 1); }, {"weight", "[4, 1]"});
+      [] {
+        nn::grouped_to_dense_weight(Tensor::ones({4, 1}), 1);
+      },
+      {"weight", "[4, 1]"});
   nn::Conv2d conv({.in = 6, .out = 4, .kernel = 1});
   test::expect_error<InvalidArgument>([&] { nn::to_grouped(conv, 4); },
                                       {"to_grouped", "groups 4", "in 6", "out 4"});
@@ -129,32 +144,48 @@ std::vector<ComposeCase> compose_cases() {
   auto conv = [&](std::int64_t in, std::int64_t out, std::vector<std::int64_t> k, ConvOptions o,
                   bool bias = true) { return random_conv(in, out, std::move(k), o, bias, s += 7); };
   const ConvParams pw = conv(6, 5, {1, 1}, {});
-  c.push_back({"depthwise m2 s2 + pointwise", conv(3, 6, {3, 3}, {.stride = {2}, .padding = 1, .groups = 3}),
-               pw, {{2, 3, 9, 8}}});
+  c.push_back({"depthwise m2 s2 + pointwise",
+               conv(3, 6, {3, 3}, {.stride = {2}, .padding = 1, .groups = 3}),
+               pw,
+               {{2, 3, 9, 8}}});
   c.push_back({"depthwise m2 d2 same + pointwise",
-               conv(3, 6, {3, 3}, {.padding = Padding::same(), .dilation = {2}, .groups = 3}), pw,
+               conv(3, 6, {3, 3}, {.padding = Padding::same(), .dilation = {2}, .groups = 3}),
+               pw,
                {{1, 3, 9, 8}}});
   c.push_back({"depthwise k5 s2 same (TF) + pointwise",
-               conv(3, 6, {5, 5}, {.stride = {2}, .padding = Padding::same(), .groups = 3}), pw,
+               conv(3, 6, {5, 5}, {.stride = {2}, .padding = Padding::same(), .groups = 3}),
+               pw,
                {{1, 3, 9, 8}, {1, 3, 10, 11}, {1, 3, 12, 7}}});
-  c.push_back({"depthwise reflect + pointwise",
-               conv(3, 6, {3, 3}, {.padding = 2, .dilation = {2}, .groups = 3,
-                                   .padding_mode = PaddingMode::Reflect}),
-               pw, {{1, 3, 8, 9}}});
+  c.push_back(
+      {"depthwise reflect + pointwise",
+       conv(3, 6, {3, 3},
+            {.padding = 2, .dilation = {2}, .groups = 3, .padding_mode = PaddingMode::Reflect}),
+       pw,
+       {{1, 3, 8, 9}}});
   c.push_back({"asymmetric + strided pointwise",
                conv(3, 6, {3, 2}, {.padding = Padding::asymmetric({0, 1}, {2, 1})}),
-               conv(6, 4, {1, 1}, {.stride = {2}}), {{1, 3, 7, 9}}});
-  c.push_back({"k3 s2 + k3 d2 (dilation gcd 1)", conv(2, 4, {3, 3}, {.stride = {2}, .padding = 1}),
-               conv(4, 3, {3, 3}, {.dilation = {2}}), {{1, 2, 17, 15}}});
-  c.push_back({"k3 d2 + k2 s2 d2 (dilation 2)", conv(2, 4, {3, 3}, {.dilation = {2}}),
-               conv(4, 3, {2, 2}, {.stride = {2}, .dilation = {2}}), {{1, 2, 12, 11}}});
-  c.push_back({"grouped g2 + grouped g2", conv(4, 6, {3, 3}, {.padding = 1, .groups = 2}),
-               conv(6, 4, {1, 3}, {.groups = 2}), {{2, 4, 6, 7}}});
+               conv(6, 4, {1, 1}, {.stride = {2}}),
+               {{1, 3, 7, 9}}});
+  c.push_back({"k3 s2 + k3 d2 (dilation gcd 1)",
+               conv(2, 4, {3, 3}, {.stride = {2}, .padding = 1}),
+               conv(4, 3, {3, 3}, {.dilation = {2}}),
+               {{1, 2, 17, 15}}});
+  c.push_back({"k3 d2 + k2 s2 d2 (dilation 2)",
+               conv(2, 4, {3, 3}, {.dilation = {2}}),
+               conv(4, 3, {2, 2}, {.stride = {2}, .dilation = {2}}),
+               {{1, 2, 12, 11}}});
+  c.push_back({"grouped g2 + grouped g2",
+               conv(4, 6, {3, 3}, {.padding = 1, .groups = 2}),
+               conv(6, 4, {1, 3}, {.groups = 2}),
+               {{2, 4, 6, 7}}});
   c.push_back({"vertical + horizontal, padding 0, biases",
-               conv(3, 4, {3, 1}, {}), conv(4, 4, {1, 3}, {}), {{1, 3, 8, 8}}});
+               conv(3, 4, {3, 1}, {}),
+               conv(4, 4, {1, 3}, {}),
+               {{1, 3, 8, 8}}});
   c.push_back({"vertical (no bias) + horizontal, explicit padding, stride 2",
                conv(3, 4, {3, 1}, {.stride = {2, 1}, .padding = {1, 0}}, false),
-               conv(4, 4, {1, 3}, {.stride = {1, 2}, .padding = {0, 1}}), {{1, 3, 9, 8}}});
+               conv(4, 4, {1, 3}, {.stride = {1, 2}, .padding = {0, 1}}),
+               {{1, 3, 9, 8}}});
   c.push_back({"vertical (no bias) + horizontal, 'same' stride 2",
                conv(3, 4, {3, 1}, {.stride = {2, 1}, .padding = Padding::same()}, false),
                conv(4, 4, {1, 3}, {.stride = {1, 2}, .padding = Padding::same()}),
@@ -163,11 +194,14 @@ std::vector<ComposeCase> compose_cases() {
                conv(3, 2, {3, 1}, {.padding = {1, 0}, .padding_mode = PaddingMode::Replicate}),
                conv(2, 2, {1, 3}, {.padding = {0, 1}, .padding_mode = PaddingMode::Replicate}),
                {{1, 3, 6, 7}}});
-  c.push_back({"1-D k3 s2 + k3", conv(2, 3, {3}, {.stride = {2}, .padding = 1}),
-               conv(3, 2, {3}, {}), {{2, 2, 19}}});
+  c.push_back({"1-D k3 s2 + k3",
+               conv(2, 3, {3}, {.stride = {2}, .padding = 1}),
+               conv(3, 2, {3}, {}),
+               {{2, 2, 19}}});
   c.push_back({"3-D depthwise + pointwise",
                conv(2, 4, {3, 3, 3}, {.stride = {1, 2, 2}, .padding = 1, .groups = 2}),
-               conv(4, 3, {1, 1, 1}, {}), {{1, 2, 5, 6, 7}}});
+               conv(4, 3, {1, 1, 1}, {}),
+               {{1, 2, 5, 6, 7}}});
   return c;
 }
 
@@ -217,15 +251,45 @@ TEST(ConvertCompose, SpatiallySeparableExactWhereRepresentable) {
         nn::SpatiallySeparableOpts{.in = 3, .out = 4, .kernel = 3, .stride = 2},
         nn::SpatiallySeparableOpts{.in = 3, .out = 4, .kernel = 3, .stride = 2, .padding = 1}}) {
     nn::SpatiallySeparableConv2d sp(o);
-    test::expect_error<InvalidArgument>(
-        [&] { nn::to_dense(sp); },
-        {"to_dense(SpatiallySeparableConv2d)", "horizontal convolution zero-pads spatial dimension 1",
-         "vertical convolution's bias is not zero", "bias[0]"});
+    test::expect_error<InvalidArgument>([&] { nn::to_dense(sp); },
+                                        {"to_dense(SpatiallySeparableConv2d)",
+                                         "horizontal convolution zero-pads spatial dimension 1",
+                                         "vertical convolution's bias is not zero", "bias[0]"});
     sp.vertical->bias.set_value(Tensor::zeros({o.out}));
     auto dense = nn::to_dense(sp);
     EXPECT_EQ(dense->weight.shape(), (Shape{o.out, 3, o.kernel, o.kernel}));
     expect_same((*dense)(x).value(), sp(x).value(), 2e-5, "spatially separable");
   }
+}
+
+TEST(ConvertCompose, VerticalBiasReallyBreaksWidthPadding) {
+  // The case compose refuses: a vertical bias with width padding. The closest single
+  // convolution (the bias carried through the horizontal taps) is right in the interior and
+  // wrong exactly at the columns the horizontal convolution pads.
+  const ConvParams v = random_conv(2, 3, {3, 1}, {.padding = {1, 0}}, true, 5);
+  const ConvParams h = random_conv(3, 3, {1, 3}, {.padding = {0, 1}}, true, 6);
+  test::expect_error<InvalidArgument>([&] { nn::compose(v, h); }, {"bias is not zero"});
+  ConvParams v0 = v;
+  v0.bias = Tensor::zeros({3}, DType::F64);
+  ConvParams one = nn::compose(v0, h);
+  for (std::int64_t o = 0; o < 3; ++o) {
+    double b = one.bias.get({o});
+    for (std::int64_t m = 0; m < 3; ++m)
+      for (std::int64_t x = 0; x < 3; ++x) b += h.weight.get({o, m, 0, x}) * v.bias.get({m});
+    one.bias.set({o}, b);
+  }
+  const Tensor x = Tensor::uniform({1, 2, 6, 7}, -1, 1, 8, DType::F64);
+  const Tensor two = run(h, run(v, x)), single = run(one, x);
+  double interior = 0, border = 0;
+  for (std::int64_t o = 0; o < 3; ++o)
+    for (std::int64_t y = 0; y < 6; ++y)
+      for (std::int64_t c = 0; c < 7; ++c) {
+        const double d = std::abs(two.get({0, o, y, c}) - single.get({0, o, y, c}));
+        double& worst = c == 0 || c == 6 ? border : interior;  // columns 0 and 6 read padding
+        worst = std::max(worst, d);
+      }
+  EXPECT_LT(interior, 1e-12);
+  EXPECT_GT(border, 1e-3);
 }
 
 TEST(ConvertCompose, RefusesCompositionsOneConvolutionCannotDo) {
@@ -238,11 +302,16 @@ TEST(ConvertCompose, RefusesCompositionsOneConvolutionCannotDo) {
       },
       {"padding modes do not compose", "first convolution pads with reflect", "second with zeros"});
   test::expect_error<InvalidArgument>(
-      [&] { nn::compose(conv(2, 3, {3, 3}, {.padding = 1}), conv(3, 3, {3, 3}, {.padding = 1})); },
-      {"second convolution pads spatial dimension 0 by (1, 1)", "first convolution is not the "
+      [&] {
+        nn::compose(conv(2, 3, {3, 3}, {.padding = 1}), conv(3, 3, {3, 3}, {.padding = 1}));
+      },
+      {"second convolution pads spatial dimension 0 by (1, 1)",
+       "first convolution is not the "
        "identity (kernel 3, stride 1, padding (1, 1))"});
   test::expect_error<InvalidArgument>(
-      [&] { nn::compose(conv(2, 4, {3, 3}, {}), conv(5, 3, {1, 1}, {})); },
+      [&] {
+        nn::compose(conv(2, 4, {3, 3}, {}), conv(5, 3, {1, 1}, {}));
+      },
       {"second convolution reads 5 channels but the first convolution makes 4"});
   test::expect_error<InvalidArgument>(
       [&] {
@@ -257,10 +326,14 @@ TEST(ConvertCompose, RefusesCompositionsOneConvolutionCannotDo) {
       },
       {"fixed padding (0, 0) along spatial dimension 1", "one padding cannot express both"});
   test::expect_error<InvalidArgument>(
-      [&] { nn::compose(conv(2, 4, {3, 3}, {}), conv(4, 3, {3}, {})); },
+      [&] {
+        nn::compose(conv(2, 4, {3, 3}, {}), conv(4, 3, {3}, {}));
+      },
       {"different spatial dimensions"});
   test::expect_error<InvalidArgument>(
-      [&] { nn::compose(conv(2, 4, {3, 3}, {.stride = {1, 1, 1}}), conv(4, 3, {1, 1}, {})); },
+      [&] {
+        nn::compose(conv(2, 4, {3, 3}, {.stride = {1, 1, 1}}), conv(4, 3, {1, 1}, {}));
+      },
       {"first convolution's stride needs 1 or 2 values, got 3"});
   nn::ConvTranspose2d up({.in = 2, .out = 2, .kernel = 2, .stride = 2});
   nn::Conv2d pw({.in = 2, .out = 2});
