@@ -34,7 +34,8 @@ ConvParams fold_batch_norm(const ConvParams& conv, const BatchNormParams& bn) {
       bn.weight.defined() ? bn.weight.to_vector() : std::vector<double>(out, 1.0);
   const std::vector<double> beta =
       bn.bias.defined() ? bn.bias.to_vector() : std::vector<double>(out, 0.0);
-  std::vector<double> b = conv.bias.defined() ? conv.bias.to_vector() : std::vector<double>(out, 0.0);
+  std::vector<double> b =
+      conv.bias.defined() ? conv.bias.to_vector() : std::vector<double>(out, 0.0);
   std::vector<double> w = conv.weight.to_vector();
   const std::int64_t per_out = conv.weight.numel() / out;
   for (std::int64_t o = 0; o < out; ++o) {
@@ -42,7 +43,8 @@ ConvParams fold_batch_norm(const ConvParams& conv, const BatchNormParams& bn) {
     require(var[u] + bn.eps > 0, "{}: running_var[{}] + eps = {} + {} is not positive", who, o,
             var[u], bn.eps);
     const double scale = gamma[u] / std::sqrt(var[u] + bn.eps);
-    for (std::int64_t t = 0; t < per_out; ++t) w[static_cast<std::size_t>(o * per_out + t)] *= scale;
+    for (std::int64_t t = 0; t < per_out; ++t)
+      w[static_cast<std::size_t>(o * per_out + t)] *= scale;
     b[u] = (b[u] - mean[u]) * scale + beta[u];
   }
   return ConvParams{.weight = Tensor::from_values(conv.weight.shape(), w, conv.weight.dtype()),
@@ -55,9 +57,10 @@ namespace {
 /// Why `conv` then `bn` cannot fold, or "" when they can.
 std::string fold_refusal(const ConvNd& conv, const BatchNorm& bn) {
   if (conv.transposed())
-    return fmt::format("the convolution is a {}; only direct convolutions fold (a transposed "
-                       "one's output channels are its weight's second dimension)",
-                       conv.type_name());
+    return fmt::format(
+        "the convolution is a {}; only direct convolutions fold (a transposed "
+        "one's output channels are its weight's second dimension)",
+        conv.type_name());
   const std::string want = fmt::format("BatchNorm{}d", conv.ndims());
   if (bn.type_name() != want)
     return fmt::format("a {} is followed by a {}; it folds only into a {}", conv.type_name(),
@@ -66,10 +69,11 @@ std::string fold_refusal(const ConvNd& conv, const BatchNorm& bn) {
     return fmt::format("the convolution has {} output channels but the {} has {} features",
                        conv.options().out, bn.type_name(), bn.options().features);
   if (!bn.options().track_running_stats)
-    return fmt::format("the {} has no running statistics (track_running_stats=false): it "
-                       "normalizes every batch with its own statistics, which no convolution "
-                       "reproduces",
-                       bn.type_name());
+    return fmt::format(
+        "the {} has no running statistics (track_running_stats=false): it "
+        "normalizes every batch with its own statistics, which no convolution "
+        "reproduces",
+        bn.type_name());
   return "";
 }
 

@@ -84,7 +84,8 @@ Geo geometry_of(const ConvParams& p, int nd, const Names& n, const char* conv) {
 }
 
 std::string pad_str(const DimPad& p) {
-  return p.dynamic ? std::string("'same' at stride > 1") : fmt::format("({}, {})", p.before, p.after);
+  return p.dynamic ? std::string("'same' at stride > 1")
+                   : fmt::format("({}, {})", p.before, p.after);
 }
 
 ConvParams compose_impl(const ConvParams& a, const ConvParams& b, const Names& n) {
@@ -146,7 +147,8 @@ ConvParams compose_impl(const ConvParams& a, const ConvParams& b, const Names& n
   std::array<std::int64_t, 3> step_a{0, 0, 0}, step_b{0, 0, 0};
   bool any_dynamic = false;
   for (std::size_t u = 0; u < 3; ++u) {
-    const std::int64_t reach_a = ga.d[u] * (ga.k[u] - 1), reach_b = gb.d[u] * ga.s[u] * (gb.k[u] - 1);
+    const std::int64_t reach_a = ga.d[u] * (ga.k[u] - 1),
+                       reach_b = gb.d[u] * ga.s[u] * (gb.k[u] - 1);
     std::int64_t D = 0;
     if (ga.k[u] > 1) D = ga.d[u];
     if (gb.k[u] > 1) D = std::gcd(D, gb.d[u] * ga.s[u]);
@@ -221,7 +223,8 @@ ConvParams compose_impl(const ConvParams& a, const ConvParams& b, const Names& n
     for (std::int64_t o = 0; o < O && !b1.empty(); ++o)
       for (std::int64_t m = 0; m < M; ++m) {
         double tap_sum = 0;
-        for (std::int64_t j = 0; j < kb; ++j) tap_sum += bv[static_cast<std::size_t>((o * M + m) * kb + j)];
+        for (std::int64_t j = 0; j < kb; ++j)
+          tap_sum += bv[static_cast<std::size_t>((o * M + m) * kb + j)];
         bias[static_cast<std::size_t>(o)] += tap_sum * b1[static_cast<std::size_t>(m)];
       }
     out.bias = Tensor::from_values(Shape{O}, bias, dtype);
@@ -235,12 +238,13 @@ ConvParams compose_impl(const ConvParams& a, const ConvParams& b, const Names& n
                             .padding = padding,
                             .dilation = dilation,
                             .groups = 1,
-                            .padding_mode = ga.pads_any ? ma : gb.pads_any ? mb : PaddingMode::Zeros};
+                            .padding_mode = ga.pads_any   ? ma
+                                            : gb.pads_any ? mb
+                                                          : PaddingMode::Zeros};
   return out;
 }
 
-std::shared_ptr<ConvNd> compose_modules(const ConvNd& first, const ConvNd& second,
-                                        const Names& n) {
+std::shared_ptr<ConvNd> compose_modules(const ConvNd& first, const ConvNd& second, const Names& n) {
   require(!first.transposed() && !second.transposed(),
           "{}: only direct convolutions compose, got {} ({}) then {} ({})", n.who,
           first.type_name(), n.first, second.type_name(), n.second);
@@ -259,15 +263,15 @@ std::shared_ptr<ConvNd> compose(const ConvNd& first, const ConvNd& second) {
 }
 
 std::shared_ptr<Conv2d> to_dense(const SeparableConv2d& conv) {
-  return std::dynamic_pointer_cast<Conv2d>(compose_modules(
-      *conv.depthwise, *conv.pointwise,
-      Names{"to_dense(SeparableConv2d)", "depthwise", "pointwise"}));
+  return std::dynamic_pointer_cast<Conv2d>(
+      compose_modules(*conv.depthwise, *conv.pointwise,
+                      Names{"to_dense(SeparableConv2d)", "depthwise", "pointwise"}));
 }
 
 std::shared_ptr<Conv2d> to_dense(const SpatiallySeparableConv2d& conv) {
-  return std::dynamic_pointer_cast<Conv2d>(compose_modules(
-      *conv.vertical, *conv.horizontal,
-      Names{"to_dense(SpatiallySeparableConv2d)", "vertical", "horizontal"}));
+  return std::dynamic_pointer_cast<Conv2d>(
+      compose_modules(*conv.vertical, *conv.horizontal,
+                      Names{"to_dense(SpatiallySeparableConv2d)", "vertical", "horizontal"}));
 }
 
 }  // namespace convkit::nn

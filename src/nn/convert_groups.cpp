@@ -14,8 +14,8 @@ namespace convert_detail {
 int spatial_dims(const Tensor& weight, const char* who, const char* what) {
   require(weight.defined(), "{}: {} is undefined", who, what);
   require(weight.dim() >= 3 && weight.dim() <= 5,
-          "{}: {} must be (out, in/groups, k...) with 1 to 3 spatial dimensions, got shape {}",
-          who, what, weight.shape().str());
+          "{}: {} must be (out, in/groups, k...) with 1 to 3 spatial dimensions, got shape {}", who,
+          what, weight.shape().str());
   require(is_floating(weight.dtype()), "{}: {} must be F32 or F64, got {}", who, what,
           dtype_name(weight.dtype()));
   return weight.dim() - 2;
@@ -34,10 +34,14 @@ DType result_dtype(const Tensor& a, const Tensor& b, const char* who) {
 
 const char* mode_name(PaddingMode m) {
   switch (m) {
-    case PaddingMode::Zeros: return "zeros";
-    case PaddingMode::Reflect: return "reflect";
-    case PaddingMode::Replicate: return "replicate";
-    case PaddingMode::Circular: return "circular";
+    case PaddingMode::Zeros:
+      return "zeros";
+    case PaddingMode::Reflect:
+      return "reflect";
+    case PaddingMode::Replicate:
+      return "replicate";
+    case PaddingMode::Circular:
+      return "circular";
   }
   return "?";
 }
@@ -91,8 +95,8 @@ Tensor grouped_to_dense_weight(const Tensor& weight, std::int64_t groups) {
   spatial_dims(weight, who, "weight");
   const std::int64_t rows = weight.size(0), cols = weight.size(1);
   require(groups > 0, "{}: groups must be > 0, got {}", who, groups);
-  require(rows % groups == 0, "{}: groups {} does not divide the weight's first dimension {}",
-          who, groups, rows);
+  require(rows % groups == 0, "{}: groups {} does not divide the weight's first dimension {}", who,
+          groups, rows);
   const std::int64_t taps = weight.numel() / (rows * cols), rows_per_group = rows / groups;
   std::vector<std::int64_t> shape(weight.shape().begin(), weight.shape().end());
   shape[1] = cols * groups;
