@@ -96,8 +96,9 @@ ConvParams compose_impl(const ConvParams& a, const ConvParams& b, const Names& n
   const DType dtype = result_dtype(a.weight, b.weight, n.who);
   for (const auto* p : {&a, &b}) {
     const char* name = p == &a ? n.first : n.second;
-    require(p->options.groups > 0, "{}: {} convolution's groups must be > 0, got {}", n.who, name,
-            p->options.groups);
+    require(p->options.groups > 0 && p->weight.size(0) % p->options.groups == 0,
+            "{}: {} convolution's groups {} must be > 0 and divide its {} output channels", n.who,
+            name, p->options.groups, p->weight.size(0));
     require(!p->bias.defined() || p->bias.numel() == p->weight.size(0),
             "{}: {} convolution's bias has {} values for {} output channels", n.who, name,
             p->bias.defined() ? p->bias.numel() : 0, p->weight.size(0));

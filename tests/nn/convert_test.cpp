@@ -332,6 +332,11 @@ TEST(ConvertCompose, RefusesCompositionsOneConvolutionCannotDo) {
       {"different spatial dimensions"});
   test::expect_error<InvalidArgument>(
       [&] {
+        nn::compose(conv(2, 4, {3, 3}, {}), conv(4, 3, {1, 1}, {.groups = 2}));
+      },
+      {"compose: second convolution's groups 2 must be > 0 and divide its 3 output channels"});
+  test::expect_error<InvalidArgument>(
+      [&] {
         nn::compose(conv(2, 4, {3, 3}, {.stride = {1, 1, 1}}), conv(4, 3, {1, 1}, {}));
       },
       {"first convolution's stride needs 1 or 2 values, got 3"});
