@@ -41,9 +41,10 @@ class ConvNd : public Module {
   std::optional<Geometry> geometry(const Shape& in) const override;
   /// weight and bias (when there is one) can be pruned or parametrized.
   std::vector<std::string> transformable_params() const override;
-  bool transposed() const { return transposed_; }
 
   const ConvOpts& options() const { return options_; }
+  int ndims() const { return ndims_; }
+  bool transposed() const { return transposed_; }
   /// The functional options forward passes to ag::conv*d.
   ConvOptions conv_options() const;
   ag::Variable weight, bias;  // bias undefined when options.bias is false

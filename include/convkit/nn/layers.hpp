@@ -25,6 +25,7 @@ class BatchNorm : public Module {
   BatchNorm(int ndims, const BatchNormOpts& options);
   ag::Variable forward(const ag::Variable& x) override;
   std::string type_name() const override;
+  const BatchNormOpts& options() const { return options_; }
   ag::Variable weight, bias;
   Tensor running_mean, running_var, num_batches_tracked;
 

@@ -3,6 +3,7 @@
 
 #include "convkit/nn/attention.hpp"
 #include "convkit/nn/conv.hpp"
+#include "convkit/nn/convert.hpp"
 #include "convkit/nn/keras.hpp"
 #include "convkit/nn/layers.hpp"
 #include "convkit/nn/mobilenet.hpp"
