@@ -82,8 +82,11 @@ std::shared_ptr<ConvNd> make_conv_from(const ConvParams& p, bool training) {
 using namespace convert_detail;
 
 ConvParams conv_params(const ConvNd& conv) {
-  return ConvParams{.weight = conv.weight.value(),
-                    .bias = conv.bias.defined() ? conv.bias.value() : Tensor{},
+  // The weight and bias the layer uses: masked when pruned, constrained when parametrized.
+  ag::NoGradGuard no_grad;
+  const ag::Variable w = conv.param("weight"), b = conv.param("bias");
+  return ConvParams{.weight = w.value(),
+                    .bias = b.defined() ? b.value() : Tensor{},
                     .options = conv.conv_options()};
 }
 
@@ -170,7 +173,8 @@ std::shared_ptr<ConvNd> regrouped(const ConvNd& conv, std::int64_t groups, const
   o.groups = groups;
   auto out = make_conv(conv.ndims(), conv.transposed(), o);
   out->weight.set_value(wei.to(out->weight.dtype()));
-  if (conv.bias.defined()) out->bias.set_value(conv.bias.value().clone());
+  const Tensor bias = conv_params(conv).bias;
+  if (bias.defined()) out->bias.set_value(bias.clone());
   out->train(conv.is_training());
   return out;
 }
@@ -178,7 +182,7 @@ std::shared_ptr<ConvNd> regrouped(const ConvNd& conv, std::int64_t groups, const
 }  // namespace
 
 std::shared_ptr<ConvNd> to_dense(const ConvNd& conv) {
-  return regrouped(conv, 1, grouped_to_dense_weight(conv.weight.value(), conv.options().groups));
+  return regrouped(conv, 1, grouped_to_dense_weight(conv_params(conv).weight, conv.options().groups));
 }
 
 std::shared_ptr<ConvNd> to_grouped(const ConvNd& conv, std::int64_t groups) {
@@ -186,7 +190,7 @@ std::shared_ptr<ConvNd> to_grouped(const ConvNd& conv, std::int64_t groups) {
   require(groups > 0 && o.in % groups == 0 && o.out % groups == 0,
           "to_grouped: groups {} must be > 0 and divide in {} and out {} of the {}", groups, o.in,
           o.out, conv.type_name());
-  const Tensor dense = grouped_to_dense_weight(conv.weight.value(), o.groups);
+  const Tensor dense = grouped_to_dense_weight(conv_params(conv).weight, o.groups);
   return regrouped(conv, groups, dense_to_grouped_weight(dense, groups));
 }
 

@@ -191,6 +191,33 @@ TEST(Prune, GlobalOverAModelAndTheReport) {
   EXPECT_EQ(prune::sparsity_report(net).back().zeros, total.zeros);
 }
 
+TEST(Prune, ConversionsAndFusionUseTheWeightInUse) {
+  manual_seed(9);
+  Sequential net;
+  auto conv = net.push_back(std::make_shared<Conv2d>(ConvOpts{.in = 3, .out = 4, .kernel = 3}));
+  auto bn = net.push_back(std::make_shared<BatchNorm2d>(BatchNormOpts{.features = 4}));
+  prune::magnitude(*conv, "weight", 0.6);
+  const ag::Variable x(Tensor::uniform({2, 3, 6, 6}, -1, 1, 10));
+  net(x);  // training-mode pass: running statistics move
+  net.eval();
+  const Tensor before = net(x).value();
+  const Tensor mask = buffer(*conv, "weight_mask");
+  EXPECT_EQ(fuse(net).count(), 1);
+  test::expect_close(net(x).value(), before, 1e-5, 1e-6, "fused pruned conv");
+  const Tensor folded = dynamic_cast<ConvNd&>(net[0]).weight.value();
+  for (std::int64_t i = 0; i < folded.numel(); ++i)
+    if (mask.get_flat(i) == 0) {
+      EXPECT_EQ(folded.get_flat(i), 0) << i;
+    }
+
+  Conv2d sym({.in = 2, .out = 4, .kernel = 3, .groups = 2});
+  parametrize::register_parametrization(sym, "weight",
+                                        parametrize::symmetric(parametrize::Flip::LeftRight));
+  const ag::Variable x2(Tensor::uniform({1, 2, 5, 5}, -1, 1, 11));
+  test::expect_close(to_dense(sym)->forward(x2).value(), sym(x2).value(), 1e-6, 1e-6,
+                     "dense form of a parametrized grouped conv");
+}
+
 TEST(Prune, BadInputIsRefusedWithTheValues) {
   Conv2d conv({.in = 2, .out = 3, .kernel = 3});
   test::expect_error<InvalidArgument>([&] { prune::magnitude(conv, "weight", 1.5); },

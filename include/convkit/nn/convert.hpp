@@ -21,7 +21,8 @@ struct ConvParams {
   ConvOptions options{};
 };
 
-/// The parameters (sharing storage with the module) and options of `conv`.
+/// The weight and bias `conv` uses (Module::param: masked when pruned, constrained when
+/// parametrized; otherwise the parameters themselves, sharing storage) and its options.
 ConvParams conv_params(const ConvNd& conv);
 
 // --- groups -------------------------------------------------------------------------------
