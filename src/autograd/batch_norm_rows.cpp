@@ -23,7 +23,9 @@ template <typename Body>
 
 }  // namespace
 
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+// Not under the sanitizers: the clones' ifunc resolvers run while the program is being
+// relocated, before the sanitizer runtime exists, and crash in their instrumentation.
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define CONVKIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CONVKIT_CLONES

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 
 #include "convkit/autograd/functional.hpp"
@@ -18,7 +19,9 @@ using convkit::detail::require;
 
 namespace {
 
-std::uint64_t g_seed_state = 0x5EEDC0DE5EEDC0DEull;
+// Atomic so that threads building modules at the same time do not race (each still gets a
+// distinct seed; which one depends on the order, so build models on one thread to reproduce).
+std::atomic<std::uint64_t> g_seed_state{0x5EEDC0DE5EEDC0DEull};
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;
@@ -28,11 +31,11 @@ std::string join(const std::vector<std::string>& items) {
 
 }  // namespace
 
-void manual_seed(std::uint64_t seed) { g_seed_state = seed; }
+void manual_seed(std::uint64_t seed) { g_seed_state.store(seed); }
 
 std::uint64_t next_seed() {
   // splitmix64 step: consecutive seeds give unrelated Tensor::uniform streams.
-  std::uint64_t z = (g_seed_state += 0x9E3779B97F4A7C15ull);
+  std::uint64_t z = g_seed_state.fetch_add(0x9E3779B97F4A7C15ull) + 0x9E3779B97F4A7C15ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);

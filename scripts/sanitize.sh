@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The sanitizer stage of CI: the whole test suite under AddressSanitizer + UndefinedBehavior-
+# Sanitizer (-fno-sanitize-recover=all: the first report fails the run), then the threading
+# tests under ThreadSanitizer. Installs what is missing, like scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs="$(nproc)"
+
+# ASan + UBSan: every test but install.find_package, whose consumer project is built without
+# the sanitizer runtime the installed library needs. Benchmarks are not built.
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DCONVKIT_SANITIZE=ON \
+  -DCONVKIT_BUILD_BENCH=OFF > /dev/null
+cmake --build build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" -E '^install\.find_package$'
+
+# TSan: 8 threads sharing one model (tests/concurrency). OMP_NUM_THREADS=1 keeps libgomp, which
+# is not built with TSan and would report its own barriers, out of the picture: what is checked
+# is convkit's own code under the application's threads.
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONVKIT_TSAN=ON \
+  -DCONVKIT_BUILD_BENCH=OFF -DCONVKIT_BUILD_TOOLS=OFF -DCONVKIT_BUILD_EXAMPLES=OFF > /dev/null
+cmake --build build-tsan --target convkit_concurrency_tests
+OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
+  build-tsan/tests/convkit_concurrency_tests
