@@ -163,8 +163,10 @@ class Checker {
     if (single_gemm_task) {
       ++stats_.allowed;
       if (a_.verbose)
-        std::printf("  note: %s, 1 and 2 threads differ (allowed: one GEMM task)\n",
-                    check_pass_name(pass));
+        std::printf("note: %s of %s (%s), kernel %s: 1 and 2 threads differ (allowed: one "
+                    "GEMM task, which OpenBLAS splits itself)\n",
+                    check_pass_name(pass), p.str().c_str(), layout_name(p.format).c_str(),
+                    kernel.c_str());
       return;
     }
     fail(c, pass, kernel, "1 and 2 threads differ: " + worst(across, "2 threads", "1 thread"));
