@@ -2,6 +2,7 @@
 // reproducing a failure from its printed line, exit statuses, and bad problem lines.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -44,12 +45,13 @@ constexpr const char* kDwLine = "g8mb2ic8ih12iw12oc8oh12ow12kh3kw3sh1sw1ph1pw1dh
 
 TEST(CheckCli, CleanProblemsPassAndTheSummaryCountsThem) {
   SKIP_WITHOUT_CLI();
-  const Result r = check({"--problem", kDw, "--problem", "mb2ic5ih6oc7kh3ph1", "--threads", "2"},
-                         "clean");
+  const Result r =
+      check({"--problem", kDw, "--problem", "mb2ic5ih6oc7kh3ph1", "--threads", "2"}, "clean");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   // Two lines in two layouts: 4 problems, 4 passes each, all compared exactly.
-  EXPECT_TRUE(has(r.out, "check corr: 4 problems, 16 passes checked (16 exact, 0 within a bound), "
-                         "0 failures"))
+  EXPECT_TRUE(has(r.out,
+                  "check corr: 4 problems, 16 passes checked (16 exact, 0 within a bound), "
+                  "0 failures"))
       << r.out;
   EXPECT_TRUE(has(r.out, "dwconv2d_f32_nhwc__hwy")) << r.out;  // the kernels that ran are named
   EXPECT_FALSE(has(r.out, "FAILED")) << r.out;
@@ -84,8 +86,9 @@ TEST(CheckCli, RealFillsUseABoundAndStillCatchThePlantedError) {
   const Result ok = check({"--problem", "mb2ic9ih7oc17kh3ph1", "--fill", "real"}, "real_ok");
   EXPECT_EQ(ok.status, 0) << ok.out << ok.err;
   EXPECT_TRUE(has(ok.out, "(0 exact, 8 within a bound), 0 failures")) << ok.out;
-  const Result bad = check(
-      {"--problem", "mb2ic9ih7oc17kh3ph1", "--fill", "real", "--inject-error", "bwd_w"}, "real_bad");
+  const Result bad =
+      check({"--problem", "mb2ic9ih7oc17kh3ph1", "--fill", "real", "--inject-error", "bwd_w"},
+            "real_bad");
   EXPECT_EQ(bad.status, 3) << bad.out;
   EXPECT_TRUE(has(bad.out, "FAILED corr bwd_w")) << bad.out;
   EXPECT_TRUE(has(bad.out, "within (terms + 2) * eps * sum|a*b|")) << bad.out;
@@ -96,8 +99,9 @@ TEST(CheckCli, ReproModeComparesRunsBitForBit) {
   const Result ok = check({"--problem", kDw, "--mode", "repro", "--threads", "2"}, "repro_ok");
   EXPECT_EQ(ok.status, 0) << ok.out << ok.err;
   EXPECT_TRUE(has(ok.out, "check repro: 2 problems, 8 passes checked (bitwise;")) << ok.out;
-  const Result bad = check(
-      {"--problem", kDw, "--mode", "repro", "--threads", "2", "--inject-error", "bwd_d"}, "repro_bad");
+  const Result bad =
+      check({"--problem", kDw, "--mode", "repro", "--threads", "2", "--inject-error", "bwd_d"},
+            "repro_bad");
   EXPECT_EQ(bad.status, 3) << bad.out;
   EXPECT_TRUE(has(bad.out, "FAILED repro bwd_d")) << bad.out;
   EXPECT_TRUE(has(bad.out, "two runs with 2 threads differ: 1 of 2304 elements off")) << bad.out;
@@ -109,8 +113,9 @@ TEST(CheckCli, AFailureOfARandomProblemIsReproducedByItsPrintedLine) {
   const Result r = check({"--random", "3", "--seed", "11", "--inject-error", "fwd"}, "random_bad");
   EXPECT_EQ(r.status, 3) << r.out;
   std::smatch m;
-  const std::regex failed("(FAILED corr fwd of .*)\n  from random 0, seed 11; alone: convkit check "
-                          "--problem '([^']+)' --layout (nchw|nhwc)");
+  const std::regex failed(
+      "(FAILED corr fwd of .*)\n  from random 0, seed 11; alone: convkit check "
+      "--problem '([^']+)' --layout (nchw|nhwc)");
   ASSERT_TRUE(std::regex_search(r.out, m, failed)) << r.out;
   const Result again =
       check({"--problem", m[2].str(), "--layout", m[3].str(), "--inject-error", "fwd"}, "again");
@@ -118,10 +123,21 @@ TEST(CheckCli, AFailureOfARandomProblemIsReproducedByItsPrintedLine) {
   EXPECT_TRUE(has(again.out, m[1].str() + "\n  from --problem 1")) << m[1] << "\n" << again.out;
 }
 
+TEST(CheckCli, ACrashNamesTheProblemAndPassItWasOn) {
+  SKIP_WITHOUT_CLI();
+  const Result r = check({"--problem", kDw, "--layout", "nhwc", "--inject-error", "segv"}, "segv");
+  EXPECT_EQ(r.signal, SIGSEGV) << r.status << r.err;
+  EXPECT_TRUE(has(r.err, std::string("convkit check: died of signal ") + std::to_string(SIGSEGV) +
+                             " while checking fwd of " + kDwLine + " (nhwc) from --problem 1; " +
+                             "alone: convkit check --problem '" + kDwLine + "' --layout nhwc"))
+      << r.err;
+}
+
 TEST(CheckCli, RandomProblemsDependOnlyOnTheSeed) {
   SKIP_WITHOUT_CLI();
   const auto problems = [](const std::string& seed, const std::string& name) {
-    const Result r = check({"--random", "40", "--seed", seed, "--verbose", "--passes", "fwd"}, name);
+    const Result r =
+        check({"--random", "40", "--seed", seed, "--verbose", "--passes", "fwd"}, name);
     EXPECT_EQ(r.status, 0) << r.out;
     return r.out.substr(r.out.find('\n'), r.out.find("kernels run:") - r.out.find('\n'));
   };
@@ -133,8 +149,8 @@ TEST(CheckCli, RandomProblemsDependOnlyOnTheSeed) {
 
 TEST(CheckCli, PerfModePrintsAMedianPerPass) {
   SKIP_WITHOUT_CLI();
-  const Result r = check({"--problem", kDw, "--layout", "nhwc", "--mode", "perf", "--repeats", "3"},
-                         "perf");
+  const Result r =
+      check({"--problem", kDw, "--layout", "nhwc", "--mode", "perf", "--repeats", "3"}, "perf");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "median ms")) << r.out;
   for (const char* pass : {" fwd ", " bwd_d ", " bwd_w ", " bwd_b "})

@@ -86,7 +86,8 @@ TEST(CheckGenerator, TermCountsBoundEveryOutputsSumSoIntegerFillsAreExact) {
 }
 
 TEST(CheckGenerator, ComparisonsFindOneWrongElement) {
-  const ConvProblem p = parse_check_line("g4mb1ic4ih5oc8kh3ph1", MemoryFormat::ChannelsLast, "t").problem;
+  const ConvProblem p =
+      parse_check_line("g4mb1ic4ih5oc8kh3ph1", MemoryFormat::ChannelsLast, "t").problem;
   for (const bool integers : {true, false}) {
     const CheckInputs in = make_check_inputs(p, integers, 9);
     const Tensor want = run_reference_pass(p, CheckPass::Fwd, in);
@@ -111,9 +112,8 @@ TEST(CheckGenerator, ComparisonsFindOneWrongElement) {
 TEST(CheckGenerator, ShapeFileErrorsNameTheLine) {
   const auto path = std::filesystem::temp_directory_path() / "convkit_check_generator_test.txt";
   std::ofstream(path) << "# header\nmb1ic4ih8oc4kh3 # ok\n\nmb1ic4ih8oc4kh3q7\n";
-  test::expect_error<InvalidArgument>(
-      [&] { read_check_file(path, {MemoryFormat::Contiguous}); },
-      {path.string() + ":4: ", "unknown token 'q7'"});
+  test::expect_error<InvalidArgument>([&] { read_check_file(path, {MemoryFormat::Contiguous}); },
+                                      {path.string() + ":4: ", "unknown token 'q7'"});
   std::ofstream(path) << "mb1ic4ih8oc4kh3\n# two layouts each\nmb1ic4iw8oc2kw3\n";
   const auto cases = read_check_file(path, {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast});
   ASSERT_EQ(cases.size(), 4u);

@@ -18,6 +18,7 @@ namespace convkit::test_cli {
 
 struct Result {
   int status = -1;  // exit status; -1 when the process died of a signal
+  int signal = 0;
   std::string out, err;
 };
 
@@ -59,6 +60,7 @@ inline Result run(const std::string& program, const std::vector<std::string>& ar
   int status = 0;
   waitpid(pid, &status, 0);
   if (WIFEXITED(status)) r.status = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
   r.out = slurp(dir / "stdout.txt");
   r.err = slurp(dir / "stderr.txt");
   return r;

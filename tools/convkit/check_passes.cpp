@@ -59,7 +59,8 @@ Tensor bias_gradient_in_double(const ConvProblem& p, const Tensor& diff_dst) {
   for (I n = 0; n < p.mb; ++n)
     for (I c = 0; c < p.oc; ++c)
       for (I i = 0; i < pixels; ++i)
-        sums[static_cast<std::size_t>(c)] += v[static_cast<std::size_t>((n * p.oc + c) * pixels + i)];
+        sums[static_cast<std::size_t>(c)] +=
+            v[static_cast<std::size_t>((n * p.oc + c) * pixels + i)];
   return Tensor::from_values(p.bias_shape(), sums);
 }
 
@@ -67,10 +68,14 @@ Tensor bias_gradient_in_double(const ConvProblem& p, const Tensor& diff_dst) {
 
 const char* check_pass_name(CheckPass pass) {
   switch (pass) {
-    case CheckPass::Fwd: return "fwd";
-    case CheckPass::BwdData: return "bwd_d";
-    case CheckPass::BwdWeights: return "bwd_w";
-    case CheckPass::BwdBias: return "bwd_b";
+    case CheckPass::Fwd:
+      return "fwd";
+    case CheckPass::BwdData:
+      return "bwd_d";
+    case CheckPass::BwdWeights:
+      return "bwd_w";
+    case CheckPass::BwdBias:
+      return "bwd_b";
   }
   return "?";
 }
@@ -80,16 +85,20 @@ I check_terms(const ConvProblem& p, CheckPass pass) {
   const I kvol = volume(p.k, nd);
   const I invol = volume(p.in, nd), outvol = volume(p.out, nd);
   switch (pass) {
-    case CheckPass::Fwd: return p.ic / p.g * kvol + 1;
+    case CheckPass::Fwd:
+      return p.ic / p.g * kvol + 1;
     case CheckPass::BwdData: {
       I copies = 1;  // reflect / replicate / circular padding adds padded copies back
       if (p.padding_mode != PaddingMode::Zeros)
         for (int i = 0; i < nd; ++i)
-          copies *= 1 + p.pad_before[static_cast<std::size_t>(i)] + p.pad_after[static_cast<std::size_t>(i)];
+          copies *= 1 + p.pad_before[static_cast<std::size_t>(i)] +
+                    p.pad_after[static_cast<std::size_t>(i)];
       return p.oc / p.g * kvol * copies;
     }
-    case CheckPass::BwdWeights: return p.mb * std::max(invol, outvol);
-    case CheckPass::BwdBias: return p.mb * outvol;
+    case CheckPass::BwdWeights:
+      return p.mb * std::max(invol, outvol);
+    case CheckPass::BwdBias:
+      return p.mb * outvol;
   }
   return 0;
 }
@@ -119,10 +128,18 @@ Tensor run_check_pass(const ConvProblem& p, CheckPass pass, const CheckInputs& i
                       std::string* kernel) {
   Tensor out;
   switch (pass) {
-    case CheckPass::Fwd: out = conv_forward(p, in.src, in.wei, in.bias); break;
-    case CheckPass::BwdData: out = conv_backward_data(p, in.diff_dst, in.wei); break;
-    case CheckPass::BwdWeights: out = conv_backward_weights(p, in.src, in.diff_dst); break;
-    case CheckPass::BwdBias: out = conv_backward_bias(p, in.diff_dst); break;
+    case CheckPass::Fwd:
+      out = conv_forward(p, in.src, in.wei, in.bias);
+      break;
+    case CheckPass::BwdData:
+      out = conv_backward_data(p, in.diff_dst, in.wei);
+      break;
+    case CheckPass::BwdWeights:
+      out = conv_backward_weights(p, in.src, in.diff_dst);
+      break;
+    case CheckPass::BwdBias:
+      out = conv_backward_bias(p, in.diff_dst);
+      break;
   }
   if (kernel) *kernel = pass == CheckPass::BwdBias ? "conv_bwd_bias" : last_conv_kernel();
   return out;
@@ -143,8 +160,11 @@ Comparison compare_with_reference(const ConvProblem& p, CheckPass pass, const Ch
   std::vector<double> g = got.to_vector(), w = want.to_vector(), s;
   double factor = 0;  // bound = factor * S_i
   if (!c.exact) {
-    const CheckInputs abs{.src = abs_of(in.src), .wei = abs_of(in.wei), .bias = abs_of(in.bias),
-                          .diff_dst = abs_of(in.diff_dst), .range = 0};
+    const CheckInputs abs{.src = abs_of(in.src),
+                          .wei = abs_of(in.wei),
+                          .bias = abs_of(in.bias),
+                          .diff_dst = abs_of(in.diff_dst),
+                          .range = 0};
     s = run_reference_pass(p, pass, abs).to_vector();
     factor = static_cast<double>(check_terms(p, pass) + 2) * FLT_EPSILON;
   }

@@ -50,10 +50,10 @@ Tensor run_reference_pass(const ConvProblem& p, CheckPass pass, const CheckInput
 
 /// The outcome of comparing one output tensor.
 struct Comparison {
-  bool exact = true;         // bound 0 everywhere (integer fill, or a bitwise comparison)
+  bool exact = true;  // bound 0 everywhere (integer fill, or a bitwise comparison)
   std::int64_t elements = 0;
-  std::int64_t bad = 0;      // elements off by more than their bound (NaN counts)
-  std::int64_t worst = -1;   // logical index of the worst element (largest excess)
+  std::int64_t bad = 0;     // elements off by more than their bound (NaN counts)
+  std::int64_t worst = -1;  // logical index of the worst element (largest excess)
   double got = 0, want = 0, bound = 0;
   Shape shape;
 };

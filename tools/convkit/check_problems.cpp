@@ -26,10 +26,14 @@ class Rng {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
   }
-  I range(I lo, I hi) { return lo + static_cast<I>(next() % static_cast<std::uint64_t>(hi - lo + 1)); }
+  I range(I lo, I hi) {
+    return lo + static_cast<I>(next() % static_cast<std::uint64_t>(hi - lo + 1));
+  }
   bool chance(int percent) { return range(0, 99) < percent; }
   template <std::size_t N>
-  I pick(const std::array<I, N>& values) { return values[static_cast<std::size_t>(range(0, N - 1))]; }
+  I pick(const std::array<I, N>& values) {
+    return values[static_cast<std::size_t>(range(0, N - 1))];
+  }
 
  private:
   std::uint64_t state_;
@@ -65,8 +69,13 @@ Dim spatial(Rng& r, bool pointwise, int nd, bool transposed) {
     if (r.chance(10)) x.pb = x.pa = 1;
   } else {
     const I c = r.range(0, 99);
-    x.k = c < 30 ? 3 : c < 45 ? 5 : c < 55 ? 7 : c < 65 ? 1 : c < 75 ? 2 : c < 85 ? r.range(4, 6)
-                                                                              : r.range(8, 15);
+    x.k = c < 30   ? 3
+          : c < 45 ? 5
+          : c < 55 ? 7
+          : c < 65 ? 1
+          : c < 75 ? 2
+          : c < 85 ? r.range(4, 6)
+                   : r.range(8, 15);
     if (x.k > 1) x.d = r.chance(75) ? 1 : r.range(2, 3);
     const I s = r.range(0, 99);
     x.s = s < 60 ? 1 : s < 85 ? 2 : s < 95 ? 3 : r.range(4, 6);
@@ -179,7 +188,8 @@ std::vector<CheckCase> read_check_file(const std::filesystem::path& path,
     if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string origin = fmt::format("{}:{}", path.string(), number);
-    for (const MemoryFormat format : formats) cases.push_back(parse_check_line(line, format, origin));
+    for (const MemoryFormat format : formats)
+      cases.push_back(parse_check_line(line, format, origin));
   }
   return cases;
 }
@@ -190,7 +200,8 @@ CheckCase random_check_case(std::uint64_t seed, std::uint64_t index, const Rando
   const std::string origin = fmt::format("random {}, seed {}", index, seed);
   for (int attempt = 0; attempt < 100'000; ++attempt) {
     const std::string line = random_line(r);
-    const MemoryFormat format = r.chance(50) ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+    const MemoryFormat format =
+        r.chance(50) ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
     CheckCase c;
     try {
       c = parse_check_line(line, format, origin);
@@ -199,8 +210,8 @@ CheckCase random_check_case(std::uint64_t seed, std::uint64_t index, const Rando
     }
     const ConvProblem& p = c.problem;
     if (p.macs() > limits.max_macs) continue;
-    if (p.src_shape().numel() > limits.max_elements || p.dst_shape().numel() > limits.max_elements ||
-        p.wei_shape().numel() > limits.max_elements)
+    if (p.src_shape().numel() > limits.max_elements ||
+        p.dst_shape().numel() > limits.max_elements || p.wei_shape().numel() > limits.max_elements)
       continue;
     return c;
   }

@@ -36,8 +36,8 @@ std::vector<CheckCase> read_check_file(const std::filesystem::path& path,
 /// Limits of the random generator: every problem stays under these, so a sweep of
 /// 50,000 problems takes minutes on two cores.
 struct RandomLimits {
-  std::int64_t max_macs = 120'000;       // multiply-adds of one forward pass
-  std::int64_t max_elements = 60'000;    // elements of src, dst and weights each
+  std::int64_t max_macs = 120'000;     // multiply-adds of one forward pass
+  std::int64_t max_elements = 60'000;  // elements of src, dst and weights each
 };
 
 /// The index-th random problem of `seed`: the same (seed, index) gives the same problem on

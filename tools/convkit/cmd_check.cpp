@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -13,6 +14,7 @@
 #include "check_problems.hpp"
 #include "commands.hpp"
 #include "convkit/core/error.hpp"
+#include "crash_note.hpp"
 #include "options.hpp"
 
 namespace convkit::cli {
@@ -64,7 +66,8 @@ class Cases {
 // The fills depend on the problem line and layout only, so --problem alone reproduces them.
 std::uint64_t fill_seed(const ConvProblem& p) {
   std::uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (const char ch : p.str() + layout_name(p.format)) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+  for (const char ch : p.str() + layout_name(p.format))
+    h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
   return h;
 }
 
@@ -83,12 +86,17 @@ class Checker {
 
   void run(const CheckCase& c) {
     ++stats_.problems;
-    if (a_.verbose) std::printf("%s (%s) from %s\n", c.problem.str().c_str(),
-                                layout_name(c.problem.format).c_str(), c.origin.c_str());
-    std::fflush(stdout);  // a crash leaves the problem it was on on the screen
-    const CheckInputs in = make_check_inputs(c.problem, a_.mode == "corr" && a_.fill == "int",
-                                             fill_seed(c.problem));
+    if (a_.verbose)
+      std::printf("%s (%s) from %s\n", c.problem.str().c_str(),
+                  layout_name(c.problem.format).c_str(), c.origin.c_str());
+    std::fflush(stdout);
+    const CheckInputs in =
+        make_check_inputs(c.problem, a_.mode == "corr" && a_.fill == "int", fill_seed(c.problem));
     for (const CheckPass pass : passes_) {
+      set_crash_note(fmt::format("while checking {} of {} ({}) from {}; alone: {}",
+                                 check_pass_name(pass), c.problem.str(),
+                                 layout_name(c.problem.format), c.origin, alone(c, a_)));
+      if (a_.inject == "segv") std::raise(SIGSEGV);  // tests: the note names the problem
       try {
         if (a_.mode == "corr") correctness(c, pass, in);
         if (a_.mode == "repro") reproducibility(c, pass, in);
@@ -102,7 +110,8 @@ class Checker {
   const Stats& stats() const { return stats_; }
 
  private:
-  void fail(const CheckCase& c, CheckPass pass, const std::string& kernel, const std::string& what) {
+  void fail(const CheckCase& c, CheckPass pass, const std::string& kernel,
+            const std::string& what) {
     if (stats_.failures++ >= a_.max_failures) return;
     std::printf("FAILED %s %s of %s (%s), kernel %s: %s\n  from %s; alone: %s\n", a_.mode.c_str(),
                 check_pass_name(pass), c.problem.str().c_str(),
@@ -115,8 +124,8 @@ class Checker {
 
   static std::string worst(const Comparison& cmp, const char* got, const char* want) {
     return fmt::format("{} of {} elements off; worst {}: {} {:.9g}, {} {:.9g}, bound {:.3g}",
-                       cmp.bad, cmp.elements, index_str(cmp.shape, cmp.worst), got, cmp.got,
-                       want, cmp.want, cmp.bound);
+                       cmp.bad, cmp.elements, index_str(cmp.shape, cmp.worst), got, cmp.got, want,
+                       cmp.want, cmp.bound);
   }
 
   bool inject(CheckPass pass) const { return a_.inject == check_pass_name(pass); }
@@ -148,8 +157,9 @@ class Checker {
     ++stats_.exact;
     const Comparison same = compare_bitwise(a, b, inject(pass));
     if (same.bad > 0)
-      fail(c, pass, kernel, fmt::format("two runs with {} threads differ: {}", threads_,
-                                        worst(same, "second", "first")));
+      fail(c, pass, kernel,
+           fmt::format("two runs with {} threads differ: {}", threads_,
+                       worst(same, "second", "first")));
     omp_set_num_threads(1);
     const Tensor one = run_check_pass(c.problem, pass, in, nullptr);
     omp_set_num_threads(2);
@@ -158,15 +168,15 @@ class Checker {
     const Comparison across = compare_bitwise(one, two, false);
     if (across.bad == 0) return;
     const ConvProblem& p = c.problem;
-    const bool single_gemm_task = kernel.ends_with("__gemm") && p.g == 1 &&
-                                  (pass == CheckPass::BwdWeights || p.mb == 1);
+    const bool single_gemm_task =
+        kernel.ends_with("__gemm") && p.g == 1 && (pass == CheckPass::BwdWeights || p.mb == 1);
     if (single_gemm_task) {
       ++stats_.allowed;
       if (a_.verbose)
-        std::printf("note: %s of %s (%s), kernel %s: 1 and 2 threads differ (allowed: one "
-                    "GEMM task, which OpenBLAS splits itself)\n",
-                    check_pass_name(pass), p.str().c_str(), layout_name(p.format).c_str(),
-                    kernel.c_str());
+        std::printf(
+            "note: %s of %s (%s), kernel %s: 1 and 2 threads differ (allowed: one "
+            "GEMM task, which OpenBLAS splits itself)\n",
+            check_pass_name(pass), p.str().c_str(), layout_name(p.format).c_str(), kernel.c_str());
       return;
     }
     fail(c, pass, kernel, "1 and 2 threads differ: " + worst(across, "2 threads", "1 thread"));
@@ -206,6 +216,7 @@ class Checker {
 int run_check(const CheckArgs& a) {
   const auto start = Clock::now();
   const int threads = apply_threads(a.threads);
+  install_crash_note();
   std::vector<MemoryFormat> formats;
   if (a.layout != "nhwc") formats.push_back(MemoryFormat::Contiguous);
   if (a.layout != "nchw") formats.push_back(MemoryFormat::ChannelsLast);
@@ -239,11 +250,14 @@ int run_check(const CheckArgs& a) {
   }
   const Stats& s = checker.stats();
   std::printf("kernels run:");
-  for (const auto& [name, n] : s.kernels) std::printf(" %s x%lld", name.c_str(), static_cast<long long>(n));
+  for (const auto& [name, n] : s.kernels)
+    std::printf(" %s x%lld", name.c_str(), static_cast<long long>(n));
   std::printf("\n");
-  std::string how = a.mode == "corr"    ? fmt::format(" ({} exact, {} within a bound)", s.exact, s.bounded)
-                    : a.mode == "repro" ? fmt::format(" (bitwise; {} allowed 1-vs-2-thread differences)", s.allowed)
-                                        : "";
+  std::string how = a.mode == "corr"
+                        ? fmt::format(" ({} exact, {} within a bound)", s.exact, s.bounded)
+                    : a.mode == "repro"
+                        ? fmt::format(" (bitwise; {} allowed 1-vs-2-thread differences)", s.allowed)
+                        : "";
   std::printf("check %s: %lld problems, %lld passes checked%s, %lld failures, %.1f s\n",
               a.mode.c_str(), static_cast<long long>(s.problems), static_cast<long long>(s.passes),
               how.c_str(), static_cast<long long>(s.failures),
@@ -262,19 +276,22 @@ Runner add_check(CLI::App& app) {
                   "(repeatable)");
   cmd->add_option("--shapes", args->shapes, "files with one problem per line ('#' comments)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--random", args->random, "this many random problems")
-      ->check(unsigned_integer());
+  cmd->add_option("--random", args->random, "this many random problems")->check(unsigned_integer());
   cmd->add_option("--seed", args->seed, "seed of the random problems")->check(unsigned_integer());
-  cmd->add_option("--layout", args->layout, "layout of --problem and --shapes problems: nchw, "
+  cmd->add_option("--layout", args->layout,
+                  "layout of --problem and --shapes problems: nchw, "
                   "nhwc (channels-last) or both (random problems pick their own)")
       ->check(CLI::IsMember({"nchw", "nhwc", "both"}));
-  cmd->add_option("--mode", args->mode, "corr (against the reference), repro (bitwise "
+  cmd->add_option("--mode", args->mode,
+                  "corr (against the reference), repro (bitwise "
                   "reproducibility) or perf (median time per pass)")
       ->check(CLI::IsMember({"corr", "repro", "perf"}));
-  cmd->add_option("--passes", args->passes, "any of fwd, bwd_d (data), bwd_w (weights), bwd_b (bias)")
+  cmd->add_option("--passes", args->passes,
+                  "any of fwd, bwd_d (data), bwd_w (weights), bwd_b (bias)")
       ->delimiter(',')
       ->check(CLI::IsMember({"fwd", "bwd_d", "bwd_w", "bwd_b"}));
-  cmd->add_option("--fill", args->fill, "corr: int (small integers, exact comparison) or real "
+  cmd->add_option("--fill", args->fill,
+                  "corr: int (small integers, exact comparison) or real "
                   "(uniform in [-1, 1), per-element error bounds)")
       ->check(CLI::IsMember({"int", "real"}));
   cmd->add_option("--repeats", args->repeats, "perf: timed runs per pass (the median is shown)")
