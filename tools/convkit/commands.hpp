@@ -16,6 +16,7 @@ Runner add_compare(CLI::App& app);
 Runner add_train(CLI::App& app);
 Runner add_summary(CLI::App& app);
 Runner add_bench(CLI::App& app);
+Runner add_check(CLI::App& app);
 
 /// Exit status after Ctrl-C, as shells report a SIGINT death (128 + 2).
 inline constexpr int kInterruptedStatus = 130;

@@ -1,4 +1,4 @@
-// convkit: the command-line program — compare, train, summary and bench (see --help).
+// convkit: the command-line program — compare, train, summary, bench and check (see --help).
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
   const convkit::cli::Runner runners[] = {
       convkit::cli::add_compare(app), convkit::cli::add_train(app), convkit::cli::add_summary(app),
-      convkit::cli::add_bench(app)};
+      convkit::cli::add_bench(app), convkit::cli::add_check(app)};
   const auto subcommands = app.get_subcommands([](CLI::App*) { return true; });
   std::string name = "convkit";
   try {
@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
         std::none_of(subcommands.begin(), subcommands.end(),
                      [&](const CLI::App* s) { return s->get_name() == argv[1]; }))
       throw CLI::ParseError("unknown subcommand '" + std::string(argv[1]) +
-                                "' (choose compare, train, summary or bench)",
+                                "' (choose compare, train, summary, bench or check)",
                             CLI::ExitCodes::ExtrasError);
     app.parse(argc, argv);
     for (std::size_t i = 0; i < subcommands.size(); ++i)
