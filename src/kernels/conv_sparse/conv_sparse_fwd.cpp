@@ -1,0 +1,258 @@
+// The optimized sparse forward convolution (Highway): output tiles held in registers while
+// the nonzero weights of one output channel stream past, "Fast Sparse ConvNets" style.
+//
+// Every output tile is NV vectors of consecutive output pixels of one channel o:
+//
+//   acc[lanes] = bias[o] + sum over j in row o:  val[j] * x[base + off_j + lane]
+//
+// and only the source of x differs between the two paths:
+//
+//   direct (NCHW, w stride 1, tile inside the row's interior where every tap is valid):
+//     x = src itself; pixel ow's receptive field starts at x_row + ow, so the tile's NV
+//     vectors for nonzero j are src[x_row + ow0 + off[j] ...] — plain unaligned loads of a
+//     shifted source row (for 1x1 the rows flatten: the sparse x dense product over hw).
+//
+//        src channel i, row ih:  . . . [ow0 + off_j ........ NV*L ........] . . .
+//        acc (registers)      :        [ow0 ............... NV*L ........]  -> dst row
+//
+//   patch (everything else: padding edges, w stride > 1, channels-last, short rows):
+//     up to 4 vectors of pending output pixels (any positions) are gathered into a
+//     per-thread patch, one row per weight column col = (i, td, th, tw), zeros where the tap
+//     falls into the padding; then x = patch and the offset of nonzero j is col[j] * ps:
+//
+//        patch [col 0] t0 t1 t2 ... t(ps-1)
+//              [col 1] t0 t1 ...                 acc(o) -> dst[o][pixel t] (NCHW)
+//              ...                               or out[o][t] -> dst[pixel t][o] (NHWC)
+//
+// Every accumulation runs the nonzeros in CSR order on two chains (even and odd j, added at
+// the end, to hide the FMA latency), the same in both paths and for every NV, so a pixel gets
+// the same bits whichever tile or path computes it. The caller guarantees a valid
+// SparseConvParams whose offsets were packed for src's strides.
+#include <algorithm>
+#include <vector>
+
+#include "kernels/conv_sparse/conv_sparse.hpp"
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL)
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/conv_sparse/conv_sparse_fwd.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace convkit::kernels {
+namespace HWY_NAMESPACE {
+namespace {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using I = std::int64_t;
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+
+constexpr I kMaxTile = 64;  // output pixels in one tile (4 AVX-512 vectors)
+
+// y[0 .. NV*L) = b + sum_j val[j] * x[offset_j + 0 .. NV*L), offset_j = off[j] (direct) or
+// col[j] * ps (patch).
+template <int NV, bool kPatch>
+HWY_INLINE void Dot(const float* HWY_RESTRICT x, const SparseWeights& w, I j0, I j1, I ps,
+                    float b, float* HWY_RESTRICT y) {
+  const D d;
+  const I L = static_cast<I>(hn::Lanes(d));
+  V e0 = hn::Set(d, b), e1 = e0, e2 = e0, e3 = e0;  // even j, starting from the bias
+  V o0 = hn::Zero(d), o1 = o0, o2 = o0, o3 = o0;    // odd j
+  auto step = [&](I j, V& a0, V& a1, V& a2, V& a3) HWY_ATTR {
+    const float* s = x + (kPatch ? I{w.col[j]} * ps : w.off[j]);
+    const V v = hn::Set(d, w.val[j]);
+    a0 = hn::MulAdd(v, hn::LoadU(d, s), a0);
+    if constexpr (NV > 1) a1 = hn::MulAdd(v, hn::LoadU(d, s + L), a1);
+    if constexpr (NV > 2) a2 = hn::MulAdd(v, hn::LoadU(d, s + 2 * L), a2);
+    if constexpr (NV > 3) a3 = hn::MulAdd(v, hn::LoadU(d, s + 3 * L), a3);
+  };
+  I j = j0;
+  for (; j + 1 < j1; j += 2) {
+    step(j, e0, e1, e2, e3);
+    step(j + 1, o0, o1, o2, o3);
+  }
+  if (j < j1) step(j, e0, e1, e2, e3);
+  hn::StoreU(hn::Add(e0, o0), d, y);
+  if constexpr (NV > 1) hn::StoreU(hn::Add(e1, o1), d, y + L);
+  if constexpr (NV > 2) hn::StoreU(hn::Add(e2, o2), d, y + 2 * L);
+  if constexpr (NV > 3) hn::StoreU(hn::Add(e3, o3), d, y + 3 * L);
+}
+
+template <bool kPatch>
+void DotN(I nv, const float* x, const SparseWeights& w, I j0, I j1, I ps, float b, float* y) {
+  switch (nv) {
+    case 1: return Dot<1, kPatch>(x, w, j0, j1, ps, b, y);
+    case 2: return Dot<2, kPatch>(x, w, j0, j1, ps, b, y);
+    case 3: return Dot<3, kPatch>(x, w, j0, j1, ps, b, y);
+    default: return Dot<4, kPatch>(x, w, j0, j1, ps, b, y);
+  }
+}
+
+// True when the pixels of `sz` lie at unit steps of one flattened index under strides s.
+bool flattens(const std::array<I, 5>& s, const std::array<I, 3>& sz) {
+  I expect = 1;
+  for (int dim = 2; dim >= 0; --dim) {
+    const auto u = static_cast<std::size_t>(dim);
+    if (sz[u] > 1 && s[u + 2] != expect) return false;
+    expect *= sz[u];
+  }
+  return true;
+}
+
+// Per-thread scratch, grown once per call (never inside the loops).
+float* Scratch(I n) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < static_cast<std::size_t>(n)) buffer.resize(static_cast<std::size_t>(n));
+  return buffer.data();
+}
+
+// One group of one image: the state both paths share.
+struct Group {
+  const ConvParams& p;
+  const SparseWeights& w;
+  const float* s;      // src at (image, first channel of the group)
+  float* y;            // dst at (image, first channel of the group)
+  const float* bias;   // null or bias of the group's first channel
+  I o0;                // the group's first output channel
+  I L, tile;           // lanes, pixels of a full tile
+  float* patch;        // icg*kk rows of `tile` floats
+  float* out;          // ocg rows of `tile` floats (channels-last stores)
+  I pending[kMaxTile];
+  I count = 0;
+
+  float b(I o) const { return bias ? bias[o] : 0.0f; }
+
+  // Direct tiles over output pixels [a, b) (b - a >= L) whose field starts at s[xrow + q]
+  // and whose outputs are y[o*dst_s1 + yrow + q].
+  void Direct(I xrow, I yrow, I a, I e) {
+    auto at = [&](I q, I nv) {
+      for (I o = 0; o < p.ocg; ++o)
+        DotN<false>(nv, s + (xrow + q), w, w.row_ptr[o0 + o], w.row_ptr[o0 + o + 1], 0, b(o),
+                    y + o * p.dst_s[1] + yrow + q);
+    };
+    I q = a;
+    for (; e - q >= tile; q += tile) at(q, tile / L);
+    for (; e - q >= L; q += L) at(q, 1);
+    if (q < e) at(e - L, 1);  // overlaps the last tile: same bits again
+  }
+
+  void Add(I q) {
+    pending[count++] = q;
+    if (count == tile) Flush();
+  }
+
+  // Gathers the pending pixels into the patch and computes every output channel for them.
+  void Flush() {
+    if (count == 0) return;
+    const I nv = (count + L - 1) / L, ps = nv * L;
+    const I oh_n = p.out[1], ow_n = p.out[2];
+    I id0[kMaxTile], ih0[kMaxTile], iw0[kMaxTile], base[kMaxTile], dst_off[kMaxTile];
+    for (I t = 0; t < count; ++t) {
+      const I r = pending[t] / ow_n, ow = pending[t] % ow_n, od = r / oh_n, oh = r % oh_n;
+      id0[t] = od * p.stride[0] - p.pad[0];
+      ih0[t] = oh * p.stride[1] - p.pad[1];
+      iw0[t] = ow * p.stride[2] - p.pad[2];
+      base[t] = id0[t] * p.src_s[2] + ih0[t] * p.src_s[3] + iw0[t] * p.src_s[4];
+      dst_off[t] = od * p.dst_s[2] + oh * p.dst_s[3] + ow * p.dst_s[4];
+    }
+    float* row = patch;
+    for (I i = 0; i < p.icg; ++i)
+      for (I td = 0; td < p.k[0]; ++td)
+        for (I th = 0; th < p.k[1]; ++th)
+          for (I tw = 0; tw < p.k[2]; ++tw, row += ps) {
+            const I dd = td * p.dilation[0], dh = th * p.dilation[1], dw = tw * p.dilation[2];
+            const I tap = i * p.src_s[1] + dd * p.src_s[2] + dh * p.src_s[3] + dw * p.src_s[4];
+            for (I t = 0; t < count; ++t) {
+              const I id = id0[t] + dd, ih = ih0[t] + dh, iw = iw0[t] + dw;
+              const bool ok = id >= 0 && id < p.in[0] && ih >= 0 && ih < p.in[1] && iw >= 0 &&
+                              iw < p.in[2];
+              row[t] = ok ? s[base[t] + tap] : 0.0f;
+            }
+          }
+    if (p.dst_s[1] == 1) {  // channels-last: rows of `out`, then one pixel's channels at a time
+      for (I o = 0; o < p.ocg; ++o)
+        DotN<true>(nv, patch, w, w.row_ptr[o0 + o], w.row_ptr[o0 + o + 1], ps, b(o), out + o * ps);
+      for (I t = 0; t < count; ++t)
+        for (I o = 0; o < p.ocg; ++o) y[dst_off[t] + o] = out[o * ps + t];
+    } else {
+      alignas(64) float tmp[kMaxTile];
+      for (I o = 0; o < p.ocg; ++o) {
+        DotN<true>(nv, patch, w, w.row_ptr[o0 + o], w.row_ptr[o0 + o + 1], ps, b(o), tmp);
+        for (I t = 0; t < count; ++t) y[o * p.dst_s[1] + dst_off[t]] = tmp[t];
+      }
+    }
+    count = 0;
+  }
+};
+
+}  // namespace
+
+void SparseFwd(const SparseConvParams& sp, const float* src, const float* bias, float* dst) {
+  const ConvParams& p = sp.conv;
+  const D d;
+  const I L = static_cast<I>(hn::Lanes(d));
+  const I tile = std::min<I>(4, kMaxTile / L) * L;
+  const I kk = p.k[0] * p.k[1] * p.k[2];
+  const I oh_n = p.out[1], ow_n = p.out[2];
+  float* patch = Scratch(p.icg * kk * tile + p.ocg * tile);
+  // Direct rows: consecutive outputs read consecutive inputs and write consecutive outputs.
+  const bool rows = p.stride[2] == 1 && p.src_s[4] == 1 && p.dst_s[4] == 1 && ow_n >= L;
+  bool flat = flattens(p.src_s, p.in) && flattens(p.dst_s, p.out);
+  for (std::size_t u = 0; u < 3; ++u)
+    flat = flat && p.k[u] == 1 && p.stride[u] == 1 && p.pad[u] == 0 && p.in[u] == p.out[u];
+  // The part of each row where every tap of the kernel is inside the input (w stride 1).
+  const I wlo = std::min(p.pad[2], ow_n);
+  const I whi = std::clamp<I>(p.in[2] + p.pad[2] - (p.k[2] - 1) * p.dilation[2], wlo, ow_n);
+  for (I n = 0; n < p.mb; ++n)
+    for (I gr = 0; gr < p.g; ++gr) {
+      Group g{p, sp.w, src + n * p.src_s[0] + gr * p.icg * p.src_s[1],
+              dst + n * p.dst_s[0] + gr * p.ocg * p.dst_s[1], bias ? bias + gr * p.ocg : nullptr,
+              gr * p.ocg, L, tile, patch, patch + p.icg * kk * tile, {}};
+      if (flat) {
+        const I a = sp.row_begin * ow_n, e = sp.row_end * ow_n;
+        if (e - a >= L) {
+          g.Direct(0, 0, a, e);
+        } else {
+          for (I q = a; q < e; ++q) g.Add(q);
+        }
+      } else {
+        for (I r = sp.row_begin; r < sp.row_end; ++r) {
+          const I od = r / oh_n, oh = r % oh_n;
+          const I id0 = od * p.stride[0] - p.pad[0], ih0 = oh * p.stride[1] - p.pad[1];
+          const bool inside = id0 >= 0 && id0 + (p.k[0] - 1) * p.dilation[0] < p.in[0] &&
+                              ih0 >= 0 && ih0 + (p.k[1] - 1) * p.dilation[1] < p.in[1];
+          if (rows && inside && whi - wlo >= L) {
+            for (I ow = 0; ow < wlo; ++ow) g.Add(r * ow_n + ow);
+            g.Direct(id0 * p.src_s[2] + ih0 * p.src_s[3] - p.pad[2], od * p.dst_s[2] + oh * p.dst_s[3],
+                     wlo, whi);
+            for (I ow = whi; ow < ow_n; ++ow) g.Add(r * ow_n + ow);
+          } else {
+            for (I ow = 0; ow < ow_n; ++ow) g.Add(r * ow_n + ow);
+          }
+        }
+      }
+      g.Flush();
+    }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace convkit::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace convkit::kernels {
+
+HWY_EXPORT(SparseFwd);
+
+void conv_sparse_fwd_hwy(const SparseConvParams& p, const float* src, const float* bias,
+                         float* dst) {
+  HWY_DYNAMIC_DISPATCH(SparseFwd)(p, src, bias, dst);
+}
+
+}  // namespace convkit::kernels
+#endif  // HWY_ONCE
