@@ -16,19 +16,28 @@
 //        acc (registers)      :        [ow0 ............... NV*L ........]  -> dst row
 //
 //   patch (everything else: padding edges, w stride > 1, channels-last, short rows):
-//     up to 4 vectors of pending output pixels (any positions) are gathered into a
-//     per-thread patch, one row per weight column col = (i, td, th, tw), zeros where the tap
-//     falls into the padding; then x = patch and the offset of nonzero j is col[j] * ps:
+//     up to 4 vectors of pending output pixels (any positions: the edge pixels of many rows
+//     share one tile) are gathered into a per-thread patch, one row per weight column
+//     col = (i, td, th, tw), zeros where the tap falls into the padding (vector gathers with
+//     int32 offsets, masked only when some pixel of the tile touches the padding); then
+//     x = patch and the offset of nonzero j is col[j] * ps:
 //
 //        patch [col 0] t0 t1 t2 ... t(ps-1)
 //              [col 1] t0 t1 ...                 acc(o) -> dst[o][pixel t] (NCHW)
-//              ...                               or out[o][t] -> dst[pixel t][o] (NHWC)
+//              ...                               or out[o][t] -> dst[pixel t][o] (NHWC,
+//                                                   a gather across out's rows per vector)
+//
+//     Channels-last pays for the transposition at both ends (the patch in, `out` back out),
+//     about a gather per 16 values moved, which is why its crossover sparsity is higher.
 //
 // Every accumulation runs the nonzeros in CSR order on two chains (even and odd j, added at
 // the end, to hide the FMA latency), the same in both paths and for every NV, so a pixel gets
 // the same bits whichever tile or path computes it. The caller guarantees a valid
 // SparseConvParams whose offsets were packed for src's strides.
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstdint>
 #include <vector>
 
 #include "kernels/conv_sparse/conv_sparse.hpp"
@@ -51,6 +60,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 using I = std::int64_t;
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
+using DI = hn::RebindToSigned<D>;
 
 constexpr I kMaxTile = 64;  // output pixels in one tile (4 AVX-512 vectors)
 
@@ -122,6 +132,7 @@ struct Group {
   I L, tile;           // lanes, pixels of a full tile
   float* patch;        // icg*kk rows of `tile` floats
   float* out;          // ocg rows of `tile` floats (channels-last stores)
+  bool gather;         // every src offset of the group fits int32: patch rows by gathers
   I pending[kMaxTile];
   I count = 0;
 
@@ -135,9 +146,12 @@ struct Group {
         DotN<false>(nv, s + (xrow + q), w, w.row_ptr[o0 + o], w.row_ptr[o0 + o + 1], 0, b(o),
                     y + o * p.dst_s[1] + yrow + q);
     };
+    // Widest tiles first (a 54-pixel row is 3 vectors and an overlapping one, not 4 singles).
     I q = a;
-    for (; e - q >= tile; q += tile) at(q, tile / L);
-    for (; e - q >= L; q += L) at(q, 1);
+    for (I nv = std::min(tile, e - q) / L; nv > 0; nv = std::min(tile, e - q) / L) {
+      at(q, nv);
+      q += nv * L;
+    }
     if (q < e) at(e - L, 1);  // overlaps the last tile: same bits again
   }
 
@@ -152,33 +166,88 @@ struct Group {
     const I nv = (count + L - 1) / L, ps = nv * L;
     const I oh_n = p.out[1], ow_n = p.out[2];
     I id0[kMaxTile], ih0[kMaxTile], iw0[kMaxTile], base[kMaxTile], dst_off[kMaxTile];
+    bool interior = true;  // every tap of every pixel inside the input: no checks, gathers
+    I od = 0, oh = 0, ow = 0;
     for (I t = 0; t < count; ++t) {
-      const I r = pending[t] / ow_n, ow = pending[t] % ow_n, od = r / oh_n, oh = r % oh_n;
+      const I q = pending[t];
+      if (t > 0 && q == pending[t - 1] + 1 && ow + 1 < ow_n) {
+        ++ow;  // the next pixel of the same row: no divisions
+      } else {
+        const I r = q / ow_n;
+        ow = q % ow_n, od = r / oh_n, oh = r % oh_n;
+      }
       id0[t] = od * p.stride[0] - p.pad[0];
       ih0[t] = oh * p.stride[1] - p.pad[1];
       iw0[t] = ow * p.stride[2] - p.pad[2];
       base[t] = id0[t] * p.src_s[2] + ih0[t] * p.src_s[3] + iw0[t] * p.src_s[4];
       dst_off[t] = od * p.dst_s[2] + oh * p.dst_s[3] + ow * p.dst_s[4];
+      interior = interior && id0[t] >= 0 && id0[t] + (p.k[0] - 1) * p.dilation[0] < p.in[0] &&
+                 ih0[t] >= 0 && ih0[t] + (p.k[1] - 1) * p.dilation[1] < p.in[1] &&
+                 iw0[t] >= 0 && iw0[t] + (p.k[2] - 1) * p.dilation[2] < p.in[2];
     }
+    const D d;
+    const DI di;
     float* row = patch;
-    for (I i = 0; i < p.icg; ++i)
-      for (I td = 0; td < p.k[0]; ++td)
-        for (I th = 0; th < p.k[1]; ++th)
-          for (I tw = 0; tw < p.k[2]; ++tw, row += ps) {
-            const I dd = td * p.dilation[0], dh = th * p.dilation[1], dw = tw * p.dilation[2];
-            const I tap = i * p.src_s[1] + dd * p.src_s[2] + dh * p.src_s[3] + dw * p.src_s[4];
-            for (I t = 0; t < count; ++t) {
-              const I id = id0[t] + dd, ih = ih0[t] + dh, iw = iw0[t] + dw;
-              const bool ok = id >= 0 && id < p.in[0] && ih >= 0 && ih < p.in[1] && iw >= 0 &&
-                              iw < p.in[2];
-              row[t] = ok ? s[base[t] + tap] : 0.0f;
+    if (gather) {
+      // Lanes past `count` repeat pixel 0: their loads stay in bounds and are never stored.
+      alignas(64) std::int32_t b32[kMaxTile], d32[kMaxTile], h32[kMaxTile], w32[kMaxTile];
+      for (I t = 0; t < ps; ++t) {
+        const I u = t < count ? t : 0;
+        b32[t] = static_cast<std::int32_t>(base[u]);
+        d32[t] = static_cast<std::int32_t>(id0[u]);
+        h32[t] = static_cast<std::int32_t>(ih0[u]);
+        w32[t] = static_cast<std::int32_t>(iw0[u]);
+      }
+      // Lanes whose coordinate v0 + delta lies in [0, n).
+      auto inside = [&](const std::int32_t* v0, I k, I delta, I n) HWY_ATTR {
+        const auto x = hn::Add(hn::LoadU(di, v0 + k * L), hn::Set(di, static_cast<std::int32_t>(delta)));
+        return hn::And(hn::Gt(x, hn::Set(di, -1)), hn::Lt(x, hn::Set(di, static_cast<std::int32_t>(n))));
+      };
+      for (I i = 0; i < p.icg; ++i)
+        for (I td = 0; td < p.k[0]; ++td)
+          for (I th = 0; th < p.k[1]; ++th)
+            for (I tw = 0; tw < p.k[2]; ++tw, row += ps) {
+              const I dd = td * p.dilation[0], dh = th * p.dilation[1], dw = tw * p.dilation[2];
+              const auto tap = hn::Set(di, static_cast<std::int32_t>(
+                  i * p.src_s[1] + dd * p.src_s[2] + dh * p.src_s[3] + dw * p.src_s[4]));
+              for (I k = 0; k < nv; ++k) {
+                const auto at = hn::Add(hn::LoadU(di, b32 + k * L), tap);
+                if (interior) {
+                  hn::StoreU(hn::GatherIndex(d, s, at), d, row + k * L);
+                } else {  // padding: gather from offset 0 there, then zero those lanes
+                  const auto ok = hn::And(hn::And(inside(d32, k, dd, p.in[0]), inside(h32, k, dh, p.in[1])),
+                                          inside(w32, k, dw, p.in[2]));
+                  const auto x = hn::GatherIndex(d, s, hn::IfThenElseZero(ok, at));
+                  hn::StoreU(hn::IfThenElseZero(hn::RebindMask(d, ok), x), d, row + k * L);
+                }
+              }
             }
-          }
+    } else {  // offsets beyond int32: scalar loads
+      for (I i = 0; i < p.icg; ++i)
+        for (I td = 0; td < p.k[0]; ++td)
+          for (I th = 0; th < p.k[1]; ++th)
+            for (I tw = 0; tw < p.k[2]; ++tw, row += ps) {
+              const I dd = td * p.dilation[0], dh = th * p.dilation[1], dw = tw * p.dilation[2];
+              const I tap = i * p.src_s[1] + dd * p.src_s[2] + dh * p.src_s[3] + dw * p.src_s[4];
+              for (I t = 0; t < count; ++t) {
+                const I id = id0[t] + dd, ih = ih0[t] + dh, iw = iw0[t] + dw;
+                const bool ok = id >= 0 && id < p.in[0] && ih >= 0 && ih < p.in[1] && iw >= 0 &&
+                                iw < p.in[2];
+                row[t] = ok ? s[base[t] + tap] : 0.0f;
+              }
+            }
+    }
     if (p.dst_s[1] == 1) {  // channels-last: rows of `out`, then one pixel's channels at a time
       for (I o = 0; o < p.ocg; ++o)
         DotN<true>(nv, patch, w, w.row_ptr[o0 + o], w.row_ptr[o0 + o + 1], ps, b(o), out + o * ps);
-      for (I t = 0; t < count; ++t)
-        for (I o = 0; o < p.ocg; ++o) y[dst_off[t] + o] = out[o * ps + t];
+      const auto across = hn::Mul(hn::Iota(di, 0), hn::Set(di, static_cast<std::int32_t>(ps)));
+      for (I t = 0; t < count; ++t) {
+        float* yt = y + dst_off[t];
+        I o = 0;
+        for (; o + L <= p.ocg; o += L)
+          hn::StoreU(hn::GatherIndex(d, out + o * ps + t, across), d, yt + o);
+        for (; o < p.ocg; ++o) yt[o] = out[o * ps + t];
+      }
     } else {
       alignas(64) float tmp[kMaxTile];
       for (I o = 0; o < p.ocg; ++o) {
@@ -207,12 +276,17 @@ void SparseFwd(const SparseConvParams& sp, const float* src, const float* bias, 
     flat = flat && p.k[u] == 1 && p.stride[u] == 1 && p.pad[u] == 0 && p.in[u] == p.out[u];
   // The part of each row where every tap of the kernel is inside the input (w stride 1).
   const I wlo = std::min(p.pad[2], ow_n);
+  // Gathers take int32 offsets from the group's src origin: bound every offset a tap forms.
+  I reach = p.icg * std::abs(p.src_s[1]);
+  for (std::size_t u = 0; u < 3; ++u)
+    reach += (p.in[u] + p.pad[u] + p.out[u] * p.stride[u] + p.k[u] * p.dilation[u]) * std::abs(p.src_s[u + 2]);
+  const bool gather = reach < INT32_MAX / 2;
   const I whi = std::clamp<I>(p.in[2] + p.pad[2] - (p.k[2] - 1) * p.dilation[2], wlo, ow_n);
   for (I n = 0; n < p.mb; ++n)
     for (I gr = 0; gr < p.g; ++gr) {
       Group g{p, sp.w, src + n * p.src_s[0] + gr * p.icg * p.src_s[1],
               dst + n * p.dst_s[0] + gr * p.ocg * p.dst_s[1], bias ? bias + gr * p.ocg : nullptr,
-              gr * p.ocg, L, tile, patch, patch + p.icg * kk * tile, {}};
+              gr * p.ocg, L, tile, patch, patch + p.icg * kk * tile, gather, {}};
       if (flat) {
         const I a = sp.row_begin * ow_n, e = sp.row_end * ow_n;
         if (e - a >= L) {
