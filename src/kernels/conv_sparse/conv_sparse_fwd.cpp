@@ -103,6 +103,39 @@ void DotN(I nv, const float* x, const SparseWeights& w, I j0, I j1, I ps, float 
   }
 }
 
+#if HWY_TARGET <= HWY_AVX2
+// Writes the 8 x 8 block rows[r][c] transposed: column c to y[off[c] .. + 8). Three rounds of
+// in-register shuffles instead of 64 gathered lanes (channels-last patches and outputs).
+HWY_INLINE void Transpose8x8(const float* const* rows, float* HWY_RESTRICT y, const I* off) {
+  const hn::Full256<float> d;
+  const hn::Full256<double> dd;
+  auto r = [&](int k) HWY_ATTR { return hn::LoadU(d, rows[k]); };
+  // Pairs of rows interleaved within 128-bit blocks: (r0 c0, r1 c0, r0 c1, r1 c1 | c4 c5).
+  const auto t0 = hn::InterleaveLower(r(0), r(1)), t1 = hn::InterleaveUpper(d, r(0), r(1));
+  const auto t2 = hn::InterleaveLower(r(2), r(3)), t3 = hn::InterleaveUpper(d, r(2), r(3));
+  const auto t4 = hn::InterleaveLower(r(4), r(5)), t5 = hn::InterleaveUpper(d, r(4), r(5));
+  const auto t6 = hn::InterleaveLower(r(6), r(7)), t7 = hn::InterleaveUpper(d, r(6), r(7));
+  // Pairs of pairs: 4 rows of one column per 128-bit block (columns c | c + 4).
+  auto lo = [&](hn::Vec<decltype(d)> x, hn::Vec<decltype(d)> z) HWY_ATTR {
+    return hn::BitCast(d, hn::InterleaveLower(hn::BitCast(dd, x), hn::BitCast(dd, z)));
+  };
+  auto hi = [&](hn::Vec<decltype(d)> x, hn::Vec<decltype(d)> z) HWY_ATTR {
+    return hn::BitCast(d, hn::InterleaveUpper(dd, hn::BitCast(dd, x), hn::BitCast(dd, z)));
+  };
+  const auto u0 = lo(t0, t2), u1 = hi(t0, t2), u2 = lo(t1, t3), u3 = hi(t1, t3);
+  const auto u4 = lo(t4, t6), u5 = hi(t4, t6), u6 = lo(t5, t7), u7 = hi(t5, t7);
+  // Rows 0-3 and 4-7 of each column joined.
+  hn::StoreU(hn::ConcatLowerLower(d, u4, u0), d, y + off[0]);
+  hn::StoreU(hn::ConcatLowerLower(d, u5, u1), d, y + off[1]);
+  hn::StoreU(hn::ConcatLowerLower(d, u6, u2), d, y + off[2]);
+  hn::StoreU(hn::ConcatLowerLower(d, u7, u3), d, y + off[3]);
+  hn::StoreU(hn::ConcatUpperUpper(d, u4, u0), d, y + off[4]);
+  hn::StoreU(hn::ConcatUpperUpper(d, u5, u1), d, y + off[5]);
+  hn::StoreU(hn::ConcatUpperUpper(d, u6, u2), d, y + off[6]);
+  hn::StoreU(hn::ConcatUpperUpper(d, u7, u3), d, y + off[7]);
+}
+#endif
+
 // True when the pixels of `sz` lie at unit steps of one flattened index under strides s.
 bool flattens(const std::array<I, 5>& s, const std::array<I, 3>& sz) {
   I expect = 1;
@@ -133,8 +166,10 @@ struct Group {
   float* patch;        // icg*kk rows of `tile` floats
   float* out;          // ocg rows of `tile` floats (channels-last stores)
   bool gather;         // every src offset of the group fits int32: patch rows by gathers
-  I pending[kMaxTile];
-  I count = 0;
+  // Two queues of pixels for the patch path, so that interior pixels (every tap inside the
+  // input) share tiles and take the unmasked gathers and transposes: 0 interior, 1 edges.
+  I queue[2][kMaxTile];
+  I queued[2] = {0, 0};
 
   float b(I o) const { return bias ? bias[o] : 0.0f; }
 
@@ -155,13 +190,17 @@ struct Group {
     if (q < e) at(e - L, 1);  // overlaps the last tile: same bits again
   }
 
-  void Add(I q) {
-    pending[count++] = q;
-    if (count == tile) Flush();
+  void Add(int which, I q) {
+    queue[which][queued[which]++] = q;
+    if (queued[which] == tile) Flush(queue[which], queued[which]);
+  }
+  void FlushAll() {
+    Flush(queue[0], queued[0]);
+    Flush(queue[1], queued[1]);
   }
 
-  // Gathers the pending pixels into the patch and computes every output channel for them.
-  void Flush() {
+  // Gathers the queued pixels into the patch and computes every output channel for them.
+  void Flush(const I* pending, I& count) {
     if (count == 0) return;
     const I nv = (count + L - 1) / L, ps = nv * L;
     const I oh_n = p.out[1], ow_n = p.out[2];
@@ -203,10 +242,34 @@ struct Group {
         const auto x = hn::Add(hn::LoadU(di, v0 + k * L), hn::Set(di, static_cast<std::int32_t>(delta)));
         return hn::And(hn::Gt(x, hn::Set(di, -1)), hn::Lt(x, hn::Set(di, static_cast<std::int32_t>(n))));
       };
+      // Channels-last interior tiles: blocks of 8 pixels x 8 channels by transposes.
+      I i8 = 0;
+#if HWY_TARGET <= HWY_AVX2
+      if (interior && p.src_s[1] == 1 && count % 8 == 0) {
+        const I kk = p.k[0] * p.k[1] * p.k[2];
+        i8 = p.icg / 8 * 8;
+        I tap_index = 0;
+        for (I td = 0; td < p.k[0]; ++td)
+          for (I th = 0; th < p.k[1]; ++th)
+            for (I tw = 0; tw < p.k[2]; ++tw, ++tap_index) {
+              const I tap = td * p.dilation[0] * p.src_s[2] + th * p.dilation[1] * p.src_s[3] +
+                            tw * p.dilation[2] * p.src_s[4];
+              I off[8];
+              for (I c = 0; c < 8; ++c) off[c] = c * kk * ps;
+              for (I i0 = 0; i0 < i8; i0 += 8)
+                for (I t = 0; t < count; t += 8) {
+                  const float* rows[8];
+                  for (I k = 0; k < 8; ++k) rows[k] = s + (base[t + k] + tap + i0);
+                  Transpose8x8(rows, patch + (i0 * kk + tap_index) * ps + t, off);
+                }
+            }
+      }
+#endif
       for (I i = 0; i < p.icg; ++i)
         for (I td = 0; td < p.k[0]; ++td)
           for (I th = 0; th < p.k[1]; ++th)
             for (I tw = 0; tw < p.k[2]; ++tw, row += ps) {
+              if (i < i8) continue;  // done by the transposes
               const I dd = td * p.dilation[0], dh = th * p.dilation[1], dw = tw * p.dilation[2];
               const auto tap = hn::Set(di, static_cast<std::int32_t>(
                   i * p.src_s[1] + dd * p.src_s[2] + dh * p.src_s[3] + dw * p.src_s[4]));
@@ -240,8 +303,21 @@ struct Group {
     if (p.dst_s[1] == 1) {  // channels-last: rows of `out`, then one pixel's channels at a time
       for (I o = 0; o < p.ocg; ++o)
         DotN<true>(nv, patch, w, w.row_ptr[o0 + o], w.row_ptr[o0 + o + 1], ps, b(o), out + o * ps);
+      I t = 0;
+#if HWY_TARGET <= HWY_AVX2
+      for (; t + 8 <= count; t += 8) {  // 8 pixels x 8 channels per block
+        I o = 0;
+        for (; o + 8 <= p.ocg; o += 8) {
+          const float* rows[8];
+          for (int k = 0; k < 8; ++k) rows[k] = out + (o + k) * ps + t;
+          Transpose8x8(rows, y + o, dst_off + t);
+        }
+        for (; o < p.ocg; ++o)
+          for (I c = 0; c < 8; ++c) y[dst_off[t + c] + o] = out[o * ps + t + c];
+      }
+#endif
       const auto across = hn::Mul(hn::Iota(di, 0), hn::Set(di, static_cast<std::int32_t>(ps)));
-      for (I t = 0; t < count; ++t) {
+      for (; t < count; ++t) {
         float* yt = y + dst_off[t];
         I o = 0;
         for (; o + L <= p.ocg; o += L)
@@ -282,17 +358,21 @@ void SparseFwd(const SparseConvParams& sp, const float* src, const float* bias, 
     reach += (p.in[u] + p.pad[u] + p.out[u] * p.stride[u] + p.k[u] * p.dilation[u]) * std::abs(p.src_s[u + 2]);
   const bool gather = reach < INT32_MAX / 2;
   const I whi = std::clamp<I>(p.in[2] + p.pad[2] - (p.k[2] - 1) * p.dilation[2], wlo, ow_n);
+  // The same interior for any w stride, for the patch path's queues.
+  const I cut_lo = std::min((p.pad[2] + p.stride[2] - 1) / p.stride[2], ow_n);
+  const I last = p.in[2] + p.pad[2] - 1 - (p.k[2] - 1) * p.dilation[2];  // last valid ow*sw
+  const I cut_hi = last < 0 ? cut_lo : std::clamp<I>(last / p.stride[2] + 1, cut_lo, ow_n);
   for (I n = 0; n < p.mb; ++n)
     for (I gr = 0; gr < p.g; ++gr) {
       Group g{p, sp.w, src + n * p.src_s[0] + gr * p.icg * p.src_s[1],
               dst + n * p.dst_s[0] + gr * p.ocg * p.dst_s[1], bias ? bias + gr * p.ocg : nullptr,
-              gr * p.ocg, L, tile, patch, patch + p.icg * kk * tile, gather, {}};
+              gr * p.ocg, L, tile, patch, patch + p.icg * kk * tile, gather, {}, {0, 0}};
       if (flat) {
         const I a = sp.row_begin * ow_n, e = sp.row_end * ow_n;
         if (e - a >= L) {
           g.Direct(0, 0, a, e);
         } else {
-          for (I q = a; q < e; ++q) g.Add(q);
+          for (I q = a; q < e; ++q) g.Add(0, q);
         }
       } else {
         for (I r = sp.row_begin; r < sp.row_end; ++r) {
@@ -300,17 +380,20 @@ void SparseFwd(const SparseConvParams& sp, const float* src, const float* bias, 
           const I id0 = od * p.stride[0] - p.pad[0], ih0 = oh * p.stride[1] - p.pad[1];
           const bool inside = id0 >= 0 && id0 + (p.k[0] - 1) * p.dilation[0] < p.in[0] &&
                               ih0 >= 0 && ih0 + (p.k[1] - 1) * p.dilation[1] < p.in[1];
-          if (rows && inside && whi - wlo >= L) {
-            for (I ow = 0; ow < wlo; ++ow) g.Add(r * ow_n + ow);
+          if (!inside) {
+            for (I ow = 0; ow < ow_n; ++ow) g.Add(1, r * ow_n + ow);
+            continue;
+          }
+          for (I ow = 0; ow < cut_lo; ++ow) g.Add(1, r * ow_n + ow);
+          if (rows && whi - wlo >= L)
             g.Direct(id0 * p.src_s[2] + ih0 * p.src_s[3] - p.pad[2], od * p.dst_s[2] + oh * p.dst_s[3],
                      wlo, whi);
-            for (I ow = whi; ow < ow_n; ++ow) g.Add(r * ow_n + ow);
-          } else {
-            for (I ow = 0; ow < ow_n; ++ow) g.Add(r * ow_n + ow);
-          }
+          else
+            for (I ow = cut_lo; ow < cut_hi; ++ow) g.Add(0, r * ow_n + ow);
+          for (I ow = cut_hi; ow < ow_n; ++ow) g.Add(1, r * ow_n + ow);
         }
       }
-      g.Flush();
+      g.FlushAll();
     }
 }
 
