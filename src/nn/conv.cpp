@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include "convkit/autograd/functional.hpp"
+#include "convkit/nn/prune.hpp"
+#include "convkit/ops/conv_sparse.hpp"
 #include "core/check.hpp"
 #include "nn/init.hpp"
 
@@ -92,6 +94,7 @@ ag::Variable ConvNd::forward(const ag::Variable& x) {
   const ConvOptions o = conv_options();
   // The weight and bias in use: masked when pruned, constrained when parametrized.
   const ag::Variable w = param("weight"), b = param("bias");
+  if (ag::Variable y = sparse_forward(x, w, b, o); y.defined()) return y;
   if (transposed_) {
     if (ndims_ == 1) return ag::conv_transpose1d(x, w, b, o);
     if (ndims_ == 2) return ag::conv_transpose2d(x, w, b, o);
@@ -100,6 +103,28 @@ ag::Variable ConvNd::forward(const ag::Variable& x) {
   if (ndims_ == 1) return ag::conv1d(x, w, b, o);
   if (ndims_ == 2) return ag::conv2d(x, w, b, o);
   return ag::conv3d(x, w, b, o);
+}
+
+ag::Variable ConvNd::sparse_forward(const ag::Variable& x, const ag::Variable& w,
+                                   const ag::Variable& b, const ConvOptions& o) const {
+  // Only inference (nothing would record a gradient) of a pruned direct float32 convolution
+  // with zero padding whose weight is sparse enough to pay (bench/results/sparse_conv.md).
+  const bool records = ag::grad_enabled() && (x.requires_grad() || w.requires_grad() ||
+                                              (b.defined() && b.requires_grad()));
+  if (transposed_ || records || !prune::sparse_inference() || !prune::is_pruned(*this, "weight") ||
+      !x.defined() || x.dtype() != DType::F32 || w.dtype() != DType::F32 ||
+      o.padding_mode != PaddingMode::Zeros || x.dim() != ndims_ + 2)
+    return {};
+  const Tensor tb = b.defined() ? b.value() : Tensor();
+  ConvProblem p;
+  try {
+    p = ConvProblem::make(x.value(), w.value(), tb, o, false);
+  } catch (const InvalidArgument&) {
+    return {};  // the dense path reports the problem under the layer's own name
+  }
+  const SparseConvWeights packed = pack_sparse_weights(p, w.value());
+  if (packed.sparsity() <= prune::sparse_inference_threshold()) return {};
+  return ag::Variable(conv_forward_sparse(p, x.value(), packed, tb));
 }
 
 std::int64_t ConvNd::macs(const Shape& in, const Shape&) const {

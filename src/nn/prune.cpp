@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
 
@@ -12,6 +13,7 @@
 #include "convkit/nn/conv.hpp"
 #include "convkit/nn/layers.hpp"
 #include "convkit/nn/parametrize.hpp"
+#include "convkit/ops/conv_sparse.hpp"
 #include "core/check.hpp"
 #include "nn/module_access.hpp"
 
@@ -91,6 +93,22 @@ void sort_by_score(std::vector<I>& units, const std::vector<double>& score) {
 std::string label(const Module& m, const std::string& name) { return m.type_name() + "." + name; }
 
 }  // namespace
+
+namespace {
+std::atomic<bool> g_sparse_inference{true};
+std::atomic<double> g_sparse_threshold{kSparseForwardPaysAbove};
+}  // namespace
+
+void set_sparse_inference(bool on, double threshold) {
+  require(threshold == -1 || (threshold >= 0 && threshold <= 1),
+          "prune::set_sparse_inference: threshold must be in [0, 1] (or -1 for the default), "
+          "got {}",
+          threshold);
+  g_sparse_inference.store(on);
+  g_sparse_threshold.store(threshold == -1 ? kSparseForwardPaysAbove : threshold);
+}
+bool sparse_inference() { return g_sparse_inference.load(); }
+double sparse_inference_threshold() { return g_sparse_threshold.load(); }
 
 void magnitude(Module& module, const std::string& name, Amount amount) {
   global_magnitude({{&module, name}}, amount);

@@ -85,6 +85,16 @@ std::string last_conv_kernel() { return last_kernel; }
 
 namespace detail {
 
+void note_conv_kernel(const char* name, const char* pass, const ConvProblem& p) {
+  bool trace = false;
+  {
+    std::lock_guard lock(state().mutex);
+    trace = state().trace;
+  }
+  last_kernel = name;
+  if (trace) fmt::print(stderr, "convkit: {} {} -> {}\n", pass, p.str(), name);
+}
+
 template <typename T>
 const ConvKernel<T>& pick_conv_kernel(const ConvParams& k, ConvPass pass, const ConvProblem& p) {
   const auto list = kernels::conv_kernels<T>();

@@ -10,6 +10,10 @@ namespace convkit::detail {
 /// kernel that supports it, else the first in the list that supports it (the reference last).
 /// Records the choice for last_conv_kernel() and prints it when tracing is on; `p` is only
 /// for that line.
+/// Records a kernel that ran outside the list (the sparse forward) for last_conv_kernel()
+/// and the trace, as pick_conv_kernel does.
+void note_conv_kernel(const char* name, const char* pass, const ConvProblem& p);
+
 template <typename T>
 const kernels::ConvKernel<T>& pick_conv_kernel(const kernels::ConvParams& k,
                                                kernels::ConvPass pass, const ConvProblem& p);

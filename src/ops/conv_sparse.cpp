@@ -11,6 +11,7 @@
 #include "core/check.hpp"
 #include "ops/pad_check.hpp"
 #include "kernels/conv_sparse/conv_sparse.hpp"
+#include "ops/conv_dispatch.hpp"
 
 namespace convkit {
 
@@ -141,6 +142,7 @@ Tensor conv_forward_sparse(const ConvProblem& p, const Tensor& src, const Sparse
       kernel = &candidate;
       break;
     }
+  detail::note_conv_kernel(kernel->name, "fwd", p);
   // Tasks: images x row chunks, several per thread; every element's bits are independent of
   // the split (the kernel tiles each row the same way wherever a chunk starts).
   const I rows = kc.out[0] * kc.out[1];

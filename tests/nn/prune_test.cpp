@@ -8,6 +8,8 @@
 #include "convkit/autograd/gradcheck.hpp"
 #include "convkit/io/safetensors.hpp"
 #include "convkit/nn/nn.hpp"
+#include "convkit/ops/conv_dispatch.hpp"
+#include "convkit/ops/conv_sparse.hpp"
 #include "convkit/optim/sgd.hpp"
 #include "nn/nn_fixture_util.hpp"
 #include "test_util.hpp"
@@ -216,6 +218,47 @@ TEST(Prune, ConversionsAndFusionUseTheWeightInUse) {
   const ag::Variable x2(Tensor::uniform({1, 2, 5, 5}, -1, 1, 11));
   test::expect_close(to_dense(sym)->forward(x2).value(), sym(x2).value(), 1e-6, 1e-6,
                      "dense form of a parametrized grouped conv");
+}
+
+TEST(Prune, InferenceSkipsTheZerosAboveTheThreshold) {
+  manual_seed(12);
+  Conv2d conv({.in = 16, .out = 32, .kernel = 3, .padding = 1});
+  prune::magnitude(conv, "weight", 0.9);
+  const ag::Variable x(Tensor::uniform({2, 16, 10, 10}, -1, 1, 13));
+  auto starts = [](const std::string& s, const char* p) { return s.rfind(p, 0) == 0; };
+  Tensor sparse, dense;
+  {
+    ag::NoGradGuard no_grad;
+    sparse = conv(x).value();
+    EXPECT_TRUE(starts(last_conv_kernel(), "conv_sparse_f32")) << last_conv_kernel();
+    const Tensor cl = conv(ag::Variable(x.value().to(MemoryFormat::ChannelsLast))).value();
+    EXPECT_TRUE(starts(last_conv_kernel(), "conv_sparse_f32")) << last_conv_kernel();
+    test::expect_close(cl, sparse, 1e-5, 1e-5, "channels-last sparse");
+    prune::set_sparse_inference(false);
+    dense = conv(x).value();
+    prune::set_sparse_inference(true);
+    EXPECT_FALSE(starts(last_conv_kernel(), "conv_sparse_f32")) << last_conv_kernel();
+  }
+  test::expect_close(sparse, dense, 1e-5, 1e-5, "sparse vs dense");
+  // Training records a gradient: the dense path, whose backward exists.
+  ag::sum(conv(x)).backward();
+  EXPECT_FALSE(starts(last_conv_kernel(), "conv_sparse_f32")) << last_conv_kernel();
+  EXPECT_TRUE(conv.weight.grad().defined());
+  // Under the threshold (50% < 65%): dense.
+  Conv2d half({.in = 16, .out = 32, .kernel = 3, .padding = 1});
+  prune::magnitude(half, "weight", 0.5);
+  {
+    ag::NoGradGuard no_grad;
+    half(x);
+    EXPECT_FALSE(starts(last_conv_kernel(), "conv_sparse_f32")) << last_conv_kernel();
+    prune::set_sparse_inference(true, 0.4);
+    half(x);
+    EXPECT_TRUE(starts(last_conv_kernel(), "conv_sparse_f32")) << last_conv_kernel();
+    prune::set_sparse_inference(true);
+  }
+  EXPECT_EQ(prune::sparse_inference_threshold(), kSparseForwardPaysAbove);
+  test::expect_error<InvalidArgument>([] { prune::set_sparse_inference(true, 1.5); },
+                                      {"threshold must be in [0, 1]", "1.5"});
 }
 
 TEST(Prune, BadInputIsRefusedWithTheValues) {

@@ -53,6 +53,10 @@ class ConvNd : public Module {
   std::string type_name_;
 
  private:
+  // The inference forward of a sparse enough pruned layer through conv_forward_sparse; an
+  // undefined Variable when that path does not apply.
+  ag::Variable sparse_forward(const ag::Variable& x, const ag::Variable& w, const ag::Variable& b,
+                              const ConvOptions& o) const;
   int ndims_;
   bool transposed_;
   ConvOpts options_;

@@ -70,6 +70,18 @@ void remove(Module& module, const std::string& name);
 /// remove() for every pruned parameter of `model` and its descendants.
 void remove_all(Module& model);
 
+/// Inference through the sparse kernel (ops/conv_sparse.hpp). A pruned direct float32
+/// convolution with zero padding whose forward records no gradient (under ag::NoGradGuard, or
+/// with nothing requiring one) and whose weight in use has more zeros than the threshold
+/// skips the zero weights: the same result up to float rounding (the sums run in another
+/// order), in time proportional to the nonzeros. The default threshold,
+/// kSparseForwardPaysAbove (0.65), is the largest crossover measured in
+/// bench/results/sparse_conv.md. On by default; off, or another threshold, for all threads
+/// (e.g. to time the dense path).
+void set_sparse_inference(bool on, double threshold = -1);  // threshold -1: the default
+bool sparse_inference();
+double sparse_inference_threshold();
+
 /// One line of the sparsity report: the zeros of the weight the layer uses.
 struct SparsityRow {
   std::string parameter;  // dotted key, "features.1.conv.0.0.weight"
