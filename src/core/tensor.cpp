@@ -1,6 +1,7 @@
 // Tensor: storage, layouts, views, copies and element access.
 #include "convkit/core/tensor.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -35,6 +36,38 @@ Shape dense_strides(const Shape& shape, MemoryFormat format) {
 
 namespace {
 
+// -1: not read from the environment yet.
+std::atomic<std::int64_t> g_memory_limit{-1};
+
+std::int64_t limit_from_environment() {
+  const char* env = std::getenv("CONVKIT_MAX_TENSOR_BYTES");
+  if (env == nullptr || *env == '\0') return 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(env, &end, 10);
+  require(*end == '\0' && v >= 0, "CONVKIT_MAX_TENSOR_BYTES must be a byte count >= 0, got '{}'",
+          env);
+  return static_cast<std::int64_t>(v);
+}
+
+}  // namespace
+
+void set_tensor_memory_limit(std::int64_t bytes) {
+  require(bytes >= 0, "set_tensor_memory_limit: bytes must be >= 0 (0: no limit), got {}", bytes);
+  g_memory_limit.store(bytes);
+}
+
+std::int64_t tensor_memory_limit() {
+  std::int64_t limit = g_memory_limit.load();
+  if (limit < 0) {
+    std::int64_t expected = -1;
+    g_memory_limit.compare_exchange_strong(expected, limit_from_environment());
+    limit = g_memory_limit.load();
+  }
+  return limit;
+}
+
+namespace {
+
 std::int64_t checked_nbytes(const Shape& shape, DType dtype) {
   const std::int64_t n = shape.numel();
   std::int64_t bytes = 0;
@@ -44,6 +77,11 @@ std::int64_t checked_nbytes(const Shape& shape, DType dtype) {
   require(bytes <= std::numeric_limits<std::int64_t>::max() / 2,
           "shape {} of {} needs {} bytes, more than can be addressed", shape.str(),
           dtype_name(dtype), bytes);
+  const std::int64_t limit = tensor_memory_limit();
+  require(limit == 0 || bytes <= limit,
+          "shape {} of {} needs {} bytes, over the tensor memory limit of {} bytes "
+          "(set_tensor_memory_limit, CONVKIT_MAX_TENSOR_BYTES)",
+          shape.str(), dtype_name(dtype), bytes, limit);
   return bytes;
 }
 

@@ -43,6 +43,15 @@ class Storage {
   std::size_t mapped_ = 0;  // bytes mapped with mmap for large blocks, else 0
 };
 
+/// The largest tensor, in bytes, that a Tensor may allocate; 0 (the default) means no limit
+/// beyond what int64 can address. The environment variable CONVKIT_MAX_TENSOR_BYTES sets it
+/// when the program first allocates. A larger request throws InvalidArgument naming the
+/// shape, dtype, bytes and limit before anything is allocated, so a shape read from a file
+/// or computed from bad arguments cannot exhaust memory.
+///   convkit::set_tensor_memory_limit(std::int64_t{4} << 30);   // refuse tensors over 4 GiB
+void set_tensor_memory_limit(std::int64_t bytes);
+std::int64_t tensor_memory_limit();
+
 /// A dense n-dimensional array. Copies of a Tensor share storage (like PyTorch);
 /// use clone() for a deep copy.
 ///

@@ -7,9 +7,10 @@
 // Why: with a large kernel (9 .. 31 and beyond) the work is kh*kw multiply-adds per output
 // and the bottleneck is feeding them. One input vector is loaded once per (iy, kw) and used
 // by the R output rows that read it (with R different weights), and one broadcast weight by
-// the N vectors of a row, so R*N multiply-adds need about N loads plus R broadcasts. Output
-// rows past the tile's end and kernel rows outside the input read a row of zero weights,
-// which keeps the inner loop free of tests. Edges clip each load with a masked load, once per
+// the N vectors of a row, so R*N multiply-adds need about N loads plus R broadcasts. Input
+// rows that every tile row reads (all but the first and last R-1) run without tests; at the
+// tile's top and bottom, rows the input row does not reach are skipped, not multiplied by
+// zero, so an Inf or NaN input reaches exactly the outputs that see it. Edges clip each load with a masked load, once per
 // (iy, kw, vector) for all R rows, so small planes (28x28 with a 31x31 kernel, all edge)
 // cost little more than interior ones.
 #if defined(CONVKIT_DWCONV_NCHW_TILE_INL_) == defined(HWY_TARGET_TOGGLE)
@@ -74,24 +75,36 @@ class Tile {
       }
     const bool interior = ox0 >= first_ && ox0 + NB * L <= limit_;
     for (I iy = iy_lo_; iy < iy_hi_; ++iy) {
+      // Tile rows that input row iy does not reach get no multiply-adds at all (a zero
+      // weight times an Inf or NaN input would make them NaN, which PyTorch's are not);
+      // rows past the plane are never stored, so they take the zero row freely.
       const float* wr[R];
+      unsigned reached = 0;
       for (int r = 0; r < R; ++r) {
         const I kh = iy - (oy0_ + r) + g_.ph;
-        wr[r] = r < rows_ && kh >= 0 && kh < g_.kh ? w_ + kh * g_.w_row : zero_;
+        const bool in = r < rows_ && kh >= 0 && kh < g_.kh;
+        wr[r] = in ? w_ + kh * g_.w_row : zero_;
+        if (in || r >= rows_) reached |= 1u << r;
       }
       const float* xr = x_ + iy * g_.x_row;
-      if (interior)
-        Taps<NB, true>(acc, xr, ox0, wr);
+      const bool all = reached == (1u << R) - 1;
+      if (interior && all)
+        Taps<NB, true, false>(acc, xr, ox0, wr, reached);
+      else if (all)
+        Taps<NB, false, false>(acc, xr, ox0, wr, reached);
+      else if (interior)
+        Taps<NB, true, true>(acc, xr, ox0, wr, reached);
       else
-        Taps<NB, false>(acc, xr, ox0, wr);
+        Taps<NB, false, true>(acc, xr, ox0, wr, reached);
     }
     for (int r = 0; r < R && r < rows_; ++r)
       for (int j = 0; j < NB; ++j)
         StoreFirst(d, acc[r][j], y_ + (oy0_ + r) * g_.y_row + ox0 + j * L, g_.ow - ox0 - j * L);
   }
 
-  template <int NB, bool kInterior>
-  HWY_INLINE void Taps(V (&acc)[R][NB], const float* xr, I ox0, const float* const (&wr)[R]) const {
+  template <int NB, bool kInterior, bool kSomeRows>
+  HWY_INLINE void Taps(V (&acc)[R][NB], const float* xr, I ox0, const float* const (&wr)[R],
+                       unsigned reached) const {
     const D d;
     const I L = LanesI(d), wc = g_.w_col, iw = g_.iw;
     for (I kw = 0; kw < g_.kw; ++kw) {
@@ -106,7 +119,11 @@ class Tile {
           if (idx >= iw || idx + L <= 0) continue;
           xv = LoadClipped(d, xr, idx, iw);
         }
-        for (int r = 0; r < R; ++r) acc[r][j] = hn::MulAdd(xv, wv[r], acc[r][j]);
+        for (int r = 0; r < R; ++r) {
+          if constexpr (kSomeRows)
+            if (!((reached >> r) & 1u)) continue;
+          acc[r][j] = hn::MulAdd(xv, wv[r], acc[r][j]);
+        }
       }
     }
   }
