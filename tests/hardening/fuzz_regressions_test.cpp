@@ -34,5 +34,36 @@ TEST(FuzzRegressions, DoubleTwoTo63DoesNotFitInt64) {
   EXPECT_EQ(Tensor::from_values({1}, {255.0}, DType::U8).data<std::uint8_t>()[0], 255);
 }
 
+/// Conv2d(2, 3, 3) -> BatchNorm2d(3) -> Flatten -> Linear(12, 2), as in fuzz/state_dict_fuzz.cpp.
+std::unique_ptr<nn::Sequential> small_model() {
+  auto net = std::make_unique<nn::Sequential>();
+  net->push_back(std::make_shared<nn::Conv2d>(nn::ConvOpts{.in = 2, .out = 3, .kernel = 3}));
+  net->push_back(std::make_shared<nn::BatchNorm2d>(nn::BatchNormOpts{.features = 3}));
+  net->push_back(std::make_shared<nn::Flatten>());
+  net->push_back(std::make_shared<nn::Linear>(nn::LinearOpts{.in = 12, .out = 2}));
+  return net;
+}
+
+// fuzz/corpus/state_dict/counter-f64-nan: load_state_dict copied key by key, so a value that
+// failed to convert (NaN into the int64 counter) left the keys before it already overwritten.
+TEST(FuzzRegressions, LoadStateDictRefusesUnconvertibleValuesBeforeChangingAnything) {
+  for (const double bad : {std::nan(""), -HUGE_VAL, 0x1p63}) {
+    auto net = small_model();
+    const Tensor before = net->state_dict()[0].second.clone();  // "0.weight"
+    nn::StateDict state = {{"0.weight", Tensor::full({3, 2, 3, 3}, 0.5)},
+                           {"1.num_batches_tracked", Tensor::full({}, bad, DType::F64)}};
+    // Through the file format too: the bytes a fuzzer would hand over.
+    state = io::parse_safetensors(io::serialize_safetensors(state)).tensors;
+    expect_error<InvalidArgument>([&] { net->load_state_dict(state, false); },
+                                  {"load_state_dict into Sequential", "'1.num_batches_tracked'",
+                                   "does not fit in I64"});
+    EXPECT_TRUE(allclose(net->state_dict()[0].second, before)) << "0.weight changed, bad " << bad;
+  }
+  // A convertible value still loads, converted.
+  auto net = small_model();
+  net->load_state_dict({{"1.num_batches_tracked", Tensor::full({}, 7.0, DType::F64)}}, false);
+  EXPECT_EQ(net->state_dict()[6].second.data<I>()[0], 7);
+}
+
 }  // namespace
 }  // namespace convkit
