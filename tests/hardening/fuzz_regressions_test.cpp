@@ -65,5 +65,34 @@ TEST(FuzzRegressions, LoadStateDictRefusesUnconvertibleValuesBeforeChangingAnyth
   EXPECT_EQ(net->state_dict()[6].second.data<I>()[0], 7);
 }
 
+// fuzz/corpus/conv_args/crash-transposed-padding-overflow: output size = grown - before - after
+// overflowed int64 for huge explicit paddings of a transposed convolution.
+TEST(FuzzRegressions, TransposedConvHugePaddingIsRefused) {
+  const I huge = (I{1} << 62) + (I{1} << 61);
+  expect_error<InvalidArgument>(
+      [&] {
+        ConvProblem::make(Shape{1, 1, 3, 3}, Shape{1, 1, 3, 3}, std::nullopt,
+                          {.padding = Padding::asymmetric({huge, 0}, {huge, 0})}, true);
+      },
+      {"conv_transpose padding", "overflows int64"});
+  // One huge side alone gives a clear "not positive" refusal.
+  expect_error<InvalidArgument>(
+      [&] {
+        ConvProblem::make(Shape{1, 1, 3, 3}, Shape{1, 1, 3, 3}, std::nullopt,
+                          {.padding = Padding::asymmetric({kMax, 0}, {0, 0})}, true);
+      },
+      {"output size", "is not positive in spatial dimension 0"});
+}
+
+// Found reading the code beside the crash above: "same" padding with stride > 1 computed
+// ceil(in / stride) as (in + stride - 1) / stride, which overflows for a huge stride.
+TEST(FuzzRegressions, SamePaddingWithHugeStride) {
+  const ConvProblem p = ConvProblem::make(Shape{1, 1, I{1} << 60}, Shape{1, 1, 1}, std::nullopt,
+                                          {.stride = {kMax}, .padding = Padding::same()});
+  EXPECT_EQ(p.out[0], 1);
+  EXPECT_EQ(p.pad_before[0], 0);
+  EXPECT_EQ(p.pad_after[0], 0);
+}
+
 }  // namespace
 }  // namespace convkit
