@@ -94,5 +94,24 @@ TEST(FuzzRegressions, SamePaddingWithHugeStride) {
   EXPECT_EQ(p.pad_after[0], 0);
 }
 
+// fuzz/corpus/safetensors/crash-strides-overflow: shape [2^62, 0, 4] holds no bytes, so the
+// size check passed, but its strides (sizes multiplied with 0 counted as 1) overflow and
+// Tensor::empty threw InvalidArgument out of a parser documented to throw FormatError.
+TEST(FuzzRegressions, SafetensorsShapeWithoutStridesIsAFormatError) {
+  const std::string header =
+      R"({"x":{"dtype":"U8","shape":[4611686018427387904,0,4],"data_offsets":[0,0]}})";
+  std::vector<std::uint8_t> bytes(8);
+  bytes[0] = static_cast<std::uint8_t>(header.size());
+  bytes.insert(bytes.end(), header.begin(), header.end());
+  expect_error<FormatError>([&] { io::parse_safetensors(bytes, "f"); },
+                            {"tensor 'x'", "[4611686018427387904, 0, 4]", "no strides"});
+  // The largest layout that fits still loads (empty).
+  const std::string ok = R"({"x":{"dtype":"U8","shape":[0,2,4611686018427387903],"data_offsets":[0,0]}})";
+  std::vector<std::uint8_t> fine(8);
+  fine[0] = static_cast<std::uint8_t>(ok.size());
+  fine.insert(fine.end(), ok.begin(), ok.end());
+  EXPECT_EQ(io::parse_safetensors(fine).at("x").shape(), Shape({0, 2, 4611686018427387903}));
+}
+
 }  // namespace
 }  // namespace convkit
