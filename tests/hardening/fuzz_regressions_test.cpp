@@ -113,5 +113,28 @@ TEST(FuzzRegressions, SafetensorsShapeWithoutStridesIsAFormatError) {
   EXPECT_EQ(io::parse_safetensors(fine).at("x").shape(), Shape({0, 2, 4611686018427387903}));
 }
 
+// fuzz/corpus/conv_args/crash-zero-out-channels: with 0 output channels the empty tensors'
+// null data pointers were offset (undefined behaviour) on the way to the kernel. Empty
+// outputs are now returned at once and empty sums (no input channels) give the bias.
+TEST(FuzzRegressions, ConvolutionsWithEmptyTensors) {
+  const Tensor x = Tensor::uniform({2, 3, 5, 5}, -1, 1, 1);
+  const Tensor none = conv2d(x, Tensor::empty({0, 3, 3, 3}));
+  EXPECT_EQ(none.shape(), Shape({2, 0, 3, 3}));
+  // No input channels: every output is an empty sum, so it is the bias.
+  const Tensor b = Tensor::from_values({2}, {0.5, -2});
+  const Tensor y = conv2d(Tensor::empty({1, 0, 4, 4}), Tensor::empty({2, 0, 3, 3}), b);
+  ASSERT_EQ(y.shape(), Shape({1, 2, 2, 2}));
+  for (I i = 0; i < 8; ++i) EXPECT_EQ(y.data<float>()[i], i < 4 ? 0.5f : -2.0f);
+  const Tensor t = conv_transpose2d(Tensor::empty({1, 0, 2, 2}), Tensor::empty({0, 2, 3, 3}), b);
+  ASSERT_EQ(t.shape(), Shape({1, 2, 4, 4}));
+  EXPECT_EQ(t.data<float>()[15], 0.5f);
+  EXPECT_EQ(t.data<float>()[16], -2.0f);
+  // Only padding: an empty input padded to 2x2 gives zeros.
+  const Tensor z = conv2d(Tensor::empty({1, 1, 0, 0}), Tensor::ones({1, 1, 1, 1}), {},
+                          {.padding = 1});
+  ASSERT_EQ(z.shape(), Shape({1, 1, 2, 2}));
+  for (I i = 0; i < 4; ++i) EXPECT_EQ(z.data<float>()[i], 0.0f);
+}
+
 }  // namespace
 }  // namespace convkit
