@@ -10,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::check(c.epoch >= 0, "accepted a negative epoch");
     fuzz::check(c.optimizer.empty() || !c.optimizer_kind.empty(),
                 "accepted optimizer state without an optimizer kind");
-    for (const auto& [name, t] : c.model) fuzz::check(!name.empty() && t.defined(), "bad model entry");
+    for (const auto& [name, t] : c.model)
+      fuzz::check(!name.empty() && t.defined(), "bad model entry");
     for (const auto& [name, t] : c.optimizer)
       fuzz::check(!name.empty() && t.defined(), "bad optimizer entry");
     for (const auto& [name, state] : c.rng_states) fuzz::check(!name.empty(), "empty rng name");

@@ -21,8 +21,18 @@ using I = std::int64_t;
 namespace {
 
 constexpr I kMax = std::numeric_limits<I>::max(), kMin = std::numeric_limits<I>::min();
-constexpr I kSpecial[] = {kMax, kMin, kMax - 1, kMin + 1, I{1} << 31, I{1} << 32, (I{1} << 31) - 1,
-                          I{1} << 62, (I{1} << 62) + 1, 3037000500, -(I{1} << 32), 65536};
+constexpr I kSpecial[] = {kMax,
+                          kMin,
+                          kMax - 1,
+                          kMin + 1,
+                          I{1} << 31,
+                          I{1} << 32,
+                          (I{1} << 31) - 1,
+                          I{1} << 62,
+                          (I{1} << 62) + 1,
+                          3037000500,
+                          -(I{1} << 32),
+                          65536};
 /// Elements of any one tensor, and multiply-adds, above which the problem is only validated.
 constexpr I kMaxNumel = 1 << 14, kMaxMacs = 1 << 20;
 
@@ -30,11 +40,16 @@ struct Reader {
   FuzzedDataProvider in;
   I size() {
     switch (in.ConsumeIntegralInRange<int>(0, 9)) {
-      case 0: return in.ConsumeIntegralInRange<I>(-3, 0);
-      case 1: return kSpecial[in.ConsumeIntegralInRange<std::size_t>(0, std::size(kSpecial) - 1)];
-      case 2: return in.ConsumeIntegral<I>();
-      case 3: return in.ConsumeIntegralInRange<I>(7, 40);
-      default: return in.ConsumeIntegralInRange<I>(1, 6);
+      case 0:
+        return in.ConsumeIntegralInRange<I>(-3, 0);
+      case 1:
+        return kSpecial[in.ConsumeIntegralInRange<std::size_t>(0, std::size(kSpecial) - 1)];
+      case 2:
+        return in.ConsumeIntegral<I>();
+      case 3:
+        return in.ConsumeIntegralInRange<I>(7, 40);
+      default:
+        return in.ConsumeIntegralInRange<I>(1, 6);
     }
   }
   /// One value (every dimension), one per dimension, or (rarely) a wrong count.
@@ -84,7 +99,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Reader r{FuzzedDataProvider(data, size)};
   const int ndims = r.in.ConsumeIntegralInRange<int>(1, 3);
   const bool transposed = r.in.ConsumeBool();
-  std::vector<I> src(static_cast<std::size_t>(r.rank(ndims + 2))), wei(static_cast<std::size_t>(r.rank(ndims + 2)));
+  std::vector<I> src(static_cast<std::size_t>(r.rank(ndims + 2))),
+      wei(static_cast<std::size_t>(r.rank(ndims + 2)));
   for (I& v : src) v = r.size();
   for (I& v : wei) v = r.size();
   ConvOptions o;
@@ -92,16 +108,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.stride = r.sizes(ndims);
   o.dilation = r.sizes(ndims);
   switch (r.in.ConsumeIntegralInRange<int>(0, 5)) {
-    case 0: o.padding = Padding(r.size()); break;
-    case 1: o.padding.before = o.padding.after = r.sizes(ndims); break;
+    case 0:
+      o.padding = Padding(r.size());
+      break;
+    case 1:
+      o.padding.before = o.padding.after = r.sizes(ndims);
+      break;
     case 2: {
       std::vector<I> before = r.sizes(ndims), after = r.sizes(ndims);  // in this order
       o.padding = Padding::asymmetric(std::move(before), std::move(after));
       break;
     }
-    case 3: o.padding = Padding::same(); break;
-    case 4: o.padding = Padding::valid(); break;
-    default: break;  // the default, 0
+    case 3:
+      o.padding = Padding::same();
+      break;
+    case 4:
+      o.padding = Padding::valid();
+      break;
+    default:
+      break;  // the default, 0
   }
   o.padding_mode = static_cast<PaddingMode>(r.in.ConsumeIntegralInRange<int>(0, 3));
   if (r.in.ConsumeBool()) o.output_padding = r.sizes(ndims);

@@ -28,8 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const auto& [bn, b] = back.tensors[i];
       fuzz::check(an == bn && a.dtype() == b.dtype() && a.shape() == b.shape(),
                   "tensor name, dtype or shape changed in a round trip");
-      fuzz::check(a.nbytes() == 0 ||
-                      std::memcmp(a.raw_data(), b.raw_data(), static_cast<std::size_t>(a.nbytes())) == 0,
+      fuzz::check(a.nbytes() == 0 || std::memcmp(a.raw_data(), b.raw_data(),
+                                                 static_cast<std::size_t>(a.nbytes())) == 0,
                   "tensor bytes changed in a round trip");
     }
   });

@@ -62,9 +62,8 @@ void decode(const unsigned char* label, std::int64_t label_stride, const unsigne
   for (std::int64_t i = 0; i < count; ++i, dst += item) {
     const unsigned char y = label[i * label_stride];
     if (y >= 10)
-      throw FormatError(
-          fmt::format("{} file '{}': record {} is mislabelled: label {}, expected 0..9", what,
-                      source, i, y));
+      throw FormatError(fmt::format(
+          "{} file '{}': record {} is mislabelled: label {}, expected 0..9", what, source, i, y));
     labels[i] = y;
     const unsigned char* src = pixels + i * pixel_stride;
     for (std::int64_t k = 0; k < item; ++k) dst[k] = static_cast<float>(src[k]) / 255.0f;

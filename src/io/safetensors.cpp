@@ -249,9 +249,10 @@ std::uint64_t entry_bytes(const Where& at, const Entry& e) {
   std::int64_t span = 1;
   for (std::int64_t d : e.shape)
     if (__builtin_mul_overflow(span, std::max<std::int64_t>(d, 1), &span))
-      at.fail("shape [{}] has sizes whose product (with 0 counted as 1) overflows int64, so a "
-              "tensor of that shape has no strides",
-              fmt::join(e.shape, ", "));
+      at.fail(
+          "shape [{}] has sizes whose product (with 0 counted as 1) overflows int64, so a "
+          "tensor of that shape has no strides",
+          fmt::join(e.shape, ", "));
   return static_cast<std::uint64_t>(n);
 }
 

@@ -54,9 +54,9 @@ TEST(FuzzRegressions, LoadStateDictRefusesUnconvertibleValuesBeforeChangingAnyth
                            {"1.num_batches_tracked", Tensor::full({}, bad, DType::F64)}};
     // Through the file format too: the bytes a fuzzer would hand over.
     state = io::parse_safetensors(io::serialize_safetensors(state)).tensors;
-    expect_error<InvalidArgument>([&] { net->load_state_dict(state, false); },
-                                  {"load_state_dict into Sequential", "'1.num_batches_tracked'",
-                                   "does not fit in I64"});
+    expect_error<InvalidArgument>(
+        [&] { net->load_state_dict(state, false); },
+        {"load_state_dict into Sequential", "'1.num_batches_tracked'", "does not fit in I64"});
     EXPECT_TRUE(allclose(net->state_dict()[0].second, before)) << "0.weight changed, bad " << bad;
   }
   // A convertible value still loads, converted.
@@ -106,7 +106,8 @@ TEST(FuzzRegressions, SafetensorsShapeWithoutStridesIsAFormatError) {
   expect_error<FormatError>([&] { io::parse_safetensors(bytes, "f"); },
                             {"tensor 'x'", "[4611686018427387904, 0, 4]", "no strides"});
   // The largest layout that fits still loads (empty).
-  const std::string ok = R"({"x":{"dtype":"U8","shape":[0,2,4611686018427387903],"data_offsets":[0,0]}})";
+  const std::string ok =
+      R"({"x":{"dtype":"U8","shape":[0,2,4611686018427387903],"data_offsets":[0,0]}})";
   std::vector<std::uint8_t> fine(8);
   fine[0] = static_cast<std::uint8_t>(ok.size());
   fine.insert(fine.end(), ok.begin(), ok.end());
@@ -130,8 +131,8 @@ TEST(FuzzRegressions, ConvolutionsWithEmptyTensors) {
   EXPECT_EQ(t.data<float>()[15], 0.5f);
   EXPECT_EQ(t.data<float>()[16], -2.0f);
   // Only padding: an empty input padded to 2x2 gives zeros.
-  const Tensor z = conv2d(Tensor::empty({1, 1, 0, 0}), Tensor::ones({1, 1, 1, 1}), {},
-                          {.padding = 1});
+  const Tensor z =
+      conv2d(Tensor::empty({1, 1, 0, 0}), Tensor::ones({1, 1, 1, 1}), {}, {.padding = 1});
   ASSERT_EQ(z.shape(), Shape({1, 1, 2, 2}));
   for (I i = 0; i < 4; ++i) EXPECT_EQ(z.data<float>()[i], 0.0f);
 }

@@ -79,15 +79,26 @@ TEST(ParseFromMemory, MnistRefusesBadBytes) {
   const Bytes images = idx(0x803, {2, 1, 1}, {0, 1}), labels = idx(0x801, {2}, {0, 1});
   expect_error<FormatError>([&] { parse_mnist(labels, labels, "im", "lb"); },
                             {"'im'", "not an uncompressed IDX file of images", "0x00000801"});
-  expect_error<FormatError>([&] { parse_mnist(images, idx(0x801, {3}, {0, 1, 2})); },
-                            {"disagree", "'<images>' holds 2 images", "'<labels>' 3 labels"});
-  expect_error<FormatError>([&] { parse_mnist(idx(0x803, {5, 1, 1}, {0, 1}), labels); },
-                            {"'<images>' is truncated", "5 images"});
-  expect_error<FormatError>([&] { parse_mnist(images, idx(0x801, {2}, {0, 10})); },
-                            {"record 1 is mislabelled", "label 10"});
+  expect_error<FormatError>(
+      [&] {
+        parse_mnist(images, idx(0x801, {3}, {0, 1, 2}));
+      },
+      {"disagree", "'<images>' holds 2 images", "'<labels>' 3 labels"});
+  expect_error<FormatError>(
+      [&] {
+        parse_mnist(idx(0x803, {5, 1, 1}, {0, 1}), labels);
+      },
+      {"'<images>' is truncated", "5 images"});
+  expect_error<FormatError>(
+      [&] {
+        parse_mnist(images, idx(0x801, {2}, {0, 10}));
+      },
+      {"record 1 is mislabelled", "label 10"});
   // Sizes whose product would overflow a 64-bit count are refused as truncated.
   expect_error<FormatError>(
-      [&] { parse_mnist(idx(0x803, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {0, 1}), labels); },
+      [&] {
+        parse_mnist(idx(0x803, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {0, 1}), labels);
+      },
       {"truncated", "4294967295 images"});
 }
 
@@ -123,9 +134,11 @@ TEST(ParseFromMemory, CheckpointRefusesBadBytes) {
   const Bytes plain = serialize_safetensors({{"model.w", Tensor::zeros({1})}});
   expect_error<FormatError>([&] { parse_checkpoint(plain, "ck"); },
                             {"checkpoint 'ck'", "no 'format'"});
-  const Bytes negative = serialize_safetensors(
-      {}, {{"format", "convkit.checkpoint"}, {"format_version", "1"}, {"epoch", "-3"},
-           {"rng_state", "0"}, {"optimizer", ""}});
+  const Bytes negative = serialize_safetensors({}, {{"format", "convkit.checkpoint"},
+                                                    {"format_version", "1"},
+                                                    {"epoch", "-3"},
+                                                    {"rng_state", "0"},
+                                                    {"optimizer", ""}});
   expect_error<FormatError>([&] { parse_checkpoint(negative); },
                             {"checkpoint '<buffer>'", "epoch '-3'"});
 }
