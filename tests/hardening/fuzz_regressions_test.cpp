@@ -137,5 +137,19 @@ TEST(FuzzRegressions, ConvolutionsWithEmptyTensors) {
   for (I i = 0; i < 4; ++i) EXPECT_EQ(z.data<float>()[i], 0.0f);
 }
 
+// fuzz/corpus/conv_args/crash-huge-stride-nhwc: im2col tested `stride * channel stride == 1`
+// for its plain-copy path, which overflows for a huge stride on a channels-last input (the
+// overflow is visible under CONVKIT_SANITIZE; the result was right by luck).
+TEST(FuzzRegressions, HugeStrideOnChannelsLastInput) {
+  const Tensor x = Tensor::uniform({1, 3, 5, 5}, -1, 1, 4).to(MemoryFormat::ChannelsLast);
+  const Tensor w = Tensor::uniform({2, 3, 3, 3}, -1, 1, 5);
+  const Tensor y = conv2d(x, w, {}, {.stride = {(I{1} << 62) + 1}});
+  ASSERT_EQ(y.shape(), Shape({1, 2, 1, 1}));
+  const Tensor all = conv2d(x, w).contiguous();  // (1, 2, 3, 3): its (0, 0) pixels
+  const Tensor yc = y.contiguous();
+  EXPECT_FLOAT_EQ(yc.data<float>()[0], all.data<float>()[0]);
+  EXPECT_FLOAT_EQ(yc.data<float>()[1], all.data<float>()[9]);
+}
+
 }  // namespace
 }  // namespace convkit

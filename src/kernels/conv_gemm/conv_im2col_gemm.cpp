@@ -92,7 +92,7 @@ void im2col(const ConvParams& p, const T* src, I p0, I b, T* col) {
   walk_columns(p, p0, b, [&](I r, I base, I w0, I a, I e, I w1, I line, I off) {
     T* row = col + r * b;
     for (I w = w0; w < a; ++w) row[base + w] = T(0);
-    if (a < e && sw * s4 == 1)  // stride 1 on a unit-stride row (NCHW): a plain copy
+    if (a < e && sw == 1 && s4 == 1)  // stride 1 on a unit-stride row (NCHW): a plain copy
       std::copy(src + line + a + off, src + line + e + off, row + base + a);
     else
       for (I w = a; w < e; ++w) row[base + w] = src[line + (w * sw + off) * s4];
