@@ -151,5 +151,23 @@ TEST(FuzzRegressions, HugeStrideOnChannelsLastInput) {
   EXPECT_FLOAT_EQ(yc.data<float>()[1], all.data<float>()[9]);
 }
 
+// fuzz/corpus/conv_args/crash-huge-stride-padding: im2col's first valid output position,
+// ceil(pad / stride), was computed as (pad + stride - 1) / stride, which overflows for a huge
+// stride (visible under CONVKIT_SANITIZE). With any stride above the padded input only the
+// first output exists, so a huge stride must give what stride 100 gives.
+TEST(FuzzRegressions, HugeStrideWithPadding3d) {
+  const Tensor x = Tensor::uniform({1, 2, 1, 4, 4}, -1, 1, 6);
+  const Tensor w = Tensor::uniform({2, 2, 2, 2, 1}, -1, 1, 7);
+  const ConvOptions huge{.stride = {kMax}, .padding = {4, 1, 5}};
+  const ConvOptions hundred{.stride = {100}, .padding = {4, 1, 5}};
+  const Tensor a = conv3d(x, w, {}, huge), b = conv3d(x, w, {}, hundred);
+  ASSERT_EQ(a.shape(), Shape({1, 2, 1, 1, 1}));
+  EXPECT_TRUE(allclose(a, b));
+  // Padding only on the left of a row whose one output reads inside the image.
+  const Tensor c = conv3d(x, w, {}, {.stride = {kMax}, .padding = {1, 0, 1}});
+  const Tensor d = conv3d(x, w, {}, {.stride = {100}, .padding = {1, 0, 1}});
+  EXPECT_TRUE(allclose(c, d));
+}
+
 }  // namespace
 }  // namespace convkit

@@ -48,7 +48,8 @@ struct Span {
   I lo, hi;
 };
 Span valid_outputs(I off, I stride, I in, I n) {
-  const I lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  // ceil(-off / stride), written so that a huge stride cannot overflow.
+  const I lo = off >= 0 ? 0 : -off / stride + (-off % stride != 0 ? 1 : 0);
   const I hi = in - 1 - off < 0 ? 0 : (in - 1 - off) / stride + 1;
   return {std::min(lo, n), std::clamp(hi, std::min(lo, n), n)};
 }
