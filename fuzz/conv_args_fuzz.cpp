@@ -83,6 +83,16 @@ void run_small(const ConvProblem& p) {
   if (ss.numel() > kMaxNumel || ws.numel() > kMaxNumel || ds.numel() > kMaxNumel ||
       p.macs() > kMaxMacs)
     return;
+  // Reflect, replicate and circular padding pad a copy of src first (as PyTorch does, and as
+  // conv_problem.hpp documents), whose size grows with the padding: cap it too.
+  if (!p.transposed && p.padding_mode != PaddingMode::Zeros) {
+    I padded = p.mb * p.ic;
+    for (int i = 0; i < p.ndims; ++i) {
+      const auto d = static_cast<std::size_t>(i);
+      const I size = p.in[d] + p.pad_before[d] + p.pad_after[d];  // make() checked this sum
+      if (__builtin_mul_overflow(padded, size, &padded) || padded > kMaxNumel) return;
+    }
+  }
   const Tensor src = Tensor::uniform(ss, -1, 1, 1, p.dtype, p.format);
   const Tensor wei = Tensor::uniform(ws, -1, 1, 2, p.dtype);
   const Tensor bias = p.has_bias ? Tensor::uniform(p.bias_shape(), -1, 1, 3, p.dtype) : Tensor();
