@@ -169,5 +169,17 @@ TEST(FuzzRegressions, HugeStrideWithPadding3d) {
   EXPECT_TRUE(allclose(c, d));
 }
 
+// fuzz/corpus/conv_args/crash-dwconv-floordiv: the depthwise kernels' FloorDiv computed
+// -((-a + b - 1) / b), which overflows for a huge stride b (visible under CONVKIT_SANITIZE).
+// One input channel, two outputs: a depthwise convolution with multiplier 2.
+TEST(FuzzRegressions, HugeStrideDepthwise) {
+  const Tensor x = Tensor::uniform({1, 1, 5, 5}, -1, 1, 8);
+  const Tensor w = Tensor::uniform({2, 1, 3, 2}, -1, 1, 9);
+  const Tensor a = conv2d(x, w, {}, {.stride = {kMax}, .padding = 5, .dilation = {4}});
+  const Tensor b = conv2d(x, w, {}, {.stride = {100}, .padding = 5, .dilation = {4}});
+  ASSERT_EQ(a.shape(), Shape({1, 2, 1, 1}));
+  EXPECT_TRUE(allclose(a, b));
+}
+
 }  // namespace
 }  // namespace convkit
