@@ -181,5 +181,23 @@ TEST(FuzzRegressions, HugeStrideDepthwise) {
   EXPECT_TRUE(allclose(a, b));
 }
 
+// fuzz/corpus/conv_args/crash-dwconv-nhwc-step: the channels-last depthwise kernel computed
+// the step between neighbouring outputs' pixels, stride x channels, which overflows for a huge
+// stride although a stride that large leaves one output (visible under CONVKIT_SANITIZE).
+TEST(FuzzRegressions, HugeStrideDepthwiseChannelsLast) {
+  const Tensor x = Tensor::uniform({2, 4, 2, 4}, -1, 1, 10).to(MemoryFormat::ChannelsLast);
+  const Tensor w = Tensor::uniform({4, 1, 3, 2}, -1, 1, 11);
+  const I huge = (I{1} << 62) + 1;
+  const Tensor a = conv2d(x, w, {}, {.stride = {huge}, .padding = 7, .groups = 4});
+  const Tensor b = conv2d(x, w, {}, {.stride = {100}, .padding = 7, .groups = 4});
+  ASSERT_EQ(a.shape(), Shape({2, 4, 1, 1}));
+  EXPECT_TRUE(allclose(a, b));
+  // Transposed (the backward-data kernel): a huge stride spreads the inputs far apart.
+  const Tensor xt = Tensor::uniform({1, 4, 1, 1}, -1, 1, 12).to(MemoryFormat::ChannelsLast);
+  const Tensor t = conv_transpose2d(xt, w, {}, {.stride = {huge}, .groups = 4});
+  const Tensor u = conv_transpose2d(xt, w, {}, {.stride = {100}, .groups = 4});
+  EXPECT_TRUE(allclose(t, u));
+}
+
 }  // namespace
 }  // namespace convkit

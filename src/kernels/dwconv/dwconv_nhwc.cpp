@@ -254,7 +254,10 @@ void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* b
             taps.Add(in_row + (base + lo * g.sw) * g.src_px, ch.weights(a * g.kw + b), lo, hi, n);
           }
         }
-        BlockOf<K, kMult, true, false>(n, ch, taps, g.sw * g.src_px, bias,
+        // Step between the src pixels of neighbouring outputs. A stride >= iw leaves each tap
+        // one pixel, so the step is never used: clamping it keeps a huge stride from
+        // overflowing the product.
+        BlockOf<K, kMult, true, false>(n, ch, taps, std::min(g.sw, g.iw) * g.src_px, bias,
                                        dst + oh * g.dst_row + ow0 * g.dst_px, g.dst_px, v0, v1,
                                        nullptr);
       }
@@ -332,7 +335,7 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, 
             }
           }
           float* out = row + (r + b0 * g.sw) * g.src_px;
-          const I out_step = g.sw * g.src_px;
+          const I out_step = std::min(g.sw, g.iw) * g.src_px;  // n == 1 when sw >= iw
           BlockOf<K, false, false, kReduce>(n, ch, taps, g.dst_px, nullptr, out, out_step, v0, v1,
                                             scratch);
           if constexpr (kReduce)
