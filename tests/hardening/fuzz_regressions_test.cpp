@@ -199,5 +199,20 @@ TEST(FuzzRegressions, HugeStrideDepthwiseChannelsLast) {
   EXPECT_TRUE(allclose(t, u));
 }
 
+// fuzz/corpus/conv_args/crash-dwconv-nhwc-transposed-count: the channels-last depthwise
+// backward-data kernel (transposed convolutions run it) counted a phase's columns as
+// (iw - r + sw - 1) / sw and tested divisibility as FloorDiv(t, s) * s == t; both overflow
+// for a huge stride (visible under CONVKIT_SANITIZE). A single input column makes any
+// stride give the same output.
+TEST(FuzzRegressions, HugeStrideTransposedDepthwiseChannelsLast) {
+  const Tensor x = Tensor::uniform({2, 6, 1}, -1, 1, 13).to(MemoryFormat::ChannelsLast);
+  const Tensor w = Tensor::uniform({6, 1, 16}, -1, 1, 14);
+  const ConvOptions huge{.stride = {kMax}, .dilation = {5}, .output_padding = {4}};
+  const ConvOptions hundred{.stride = {100}, .dilation = {5}, .output_padding = {4}};
+  const Tensor a = conv_transpose1d(x, w, {}, huge), b = conv_transpose1d(x, w, {}, hundred);
+  ASSERT_EQ(a.shape(), Shape({2, 1, 80}));
+  EXPECT_TRUE(allclose(a, b));
+}
+
 }  // namespace
 }  // namespace convkit
