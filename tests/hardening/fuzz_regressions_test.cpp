@@ -214,5 +214,20 @@ TEST(FuzzRegressions, HugeStrideTransposedDepthwiseChannelsLast) {
   EXPECT_TRUE(allclose(a, b));
 }
 
+// fuzz/corpus/conv_args/crash-dwconv-nchw-huge-padding: the NCHW depthwise row kernel formed
+// a pointer to input row -padding (kernel row 0) before skipping the rows outside the image;
+// with a huge padding the offset overflowed. Padding p before and dilation p make kernel row
+// 0 read row oy - p (always padding here) and row 1 read row oy, for any p >= 8.
+TEST(FuzzRegressions, HugePaddingAndDilationDepthwise) {
+  const Tensor x = Tensor::uniform({1, 1, 6, 6}, -1, 1, 15);
+  const Tensor w = Tensor::uniform({1, 1, 2, 2}, -1, 1, 16);
+  auto run = [&](I p) {
+    return conv2d(x, w, {}, {.padding = Padding::asymmetric({p, p}, {2, 2}), .dilation = {p}});
+  };
+  const Tensor a = run(6112744604817478868), b = run(10);
+  ASSERT_EQ(a.shape(), Shape({1, 1, 8, 8}));
+  EXPECT_TRUE(allclose(a, b));
+}
+
 }  // namespace
 }  // namespace convkit
