@@ -229,5 +229,21 @@ TEST(FuzzRegressions, HugePaddingAndDilationDepthwise) {
   EXPECT_TRUE(allclose(a, b));
 }
 
+// fuzz/corpus/conv_args/crash-im2col-padding-row: im2col computed the element offset of
+// input rows lying in a huge padding before checking that they were inside the image, and
+// the offset overflowed (visible under CONVKIT_SANITIZE). Rows in the padding read zeros, so
+// any padding >= the kernel height gives the same (zero) output here.
+TEST(FuzzRegressions, Im2colHugePaddingRows) {
+  const Tensor x = Tensor::uniform({1, 1, 1, 4, 4}, -1, 1, 17);
+  const Tensor w = Tensor::uniform({2, 1, 2, 8, 1}, -1, 1, 18);
+  auto run = [&](I p) {
+    return conv3d(x, w, {},
+                  {.stride = {kMax}, .padding = Padding::asymmetric({1, p, 1}, {3, 3, 3})});
+  };
+  const Tensor a = run(8936267564921335874), b = run(10);
+  ASSERT_EQ(a.shape(), Shape({1, 2, 1, 1, 1}));
+  EXPECT_TRUE(allclose(a, b));
+}
+
 }  // namespace
 }  // namespace convkit

@@ -74,7 +74,8 @@ void walk_columns(const ConvParams& p, I p0, I b, Fn&& fn) {
             const I id = od * p.stride[0] - p.pad[0] + kd * p.dilation[0];
             const I ih = oh * p.stride[1] - p.pad[1] + kh * p.dilation[1];
             const bool inside = id >= 0 && id < p.in[0] && ih >= 0 && ih < p.in[1];
-            const I line = i * s[1] + id * s[2] + ih * s[3];
+            // Only rows inside the image have an offset (id, ih may be huge in padding).
+            const I line = inside ? i * s[1] + id * s[2] + ih * s[3] : 0;
             // Pixels of this run: ow .. ow + run; the valid ones are [ws.lo, ws.hi).
             const I a = inside ? std::clamp(ws.lo, ow, ow + run) : ow + run;
             const I e = inside ? std::clamp(ws.hi, a, ow + run) : ow + run;
