@@ -86,13 +86,15 @@ std::int64_t checked_nbytes(const Shape& shape, DType dtype) {
 }
 
 // Converts a double to T; integers must be finite and in range (a cast would be undefined).
+// The upper bound is max + 1, exclusive: (double)INT64_MAX rounds up to 2^63, which int64
+// cannot hold, so `v <= max` would let 2^63 through.
 template <typename T>
 T convert(double v) {
   if constexpr (std::is_floating_point_v<T>) {
     return static_cast<T>(v);
   } else {
     require(std::isfinite(v) && v >= static_cast<double>(std::numeric_limits<T>::min()) &&
-                v <= static_cast<double>(std::numeric_limits<T>::max()),
+                v < static_cast<double>(std::numeric_limits<T>::max()) + 1.0,
             "value {} does not fit in {}", v, dtype_name(dtype_of_v<T>));
     return static_cast<T>(v);
   }

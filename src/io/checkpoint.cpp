@@ -50,10 +50,12 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   save_safetensors(path, tensors, meta);
 }
 
-Checkpoint load_checkpoint(const std::filesystem::path& path) {
-  SafetensorsFile file = load_safetensors(path);
+namespace {
+
+/// The checkpoint held by a parsed safetensors file named `source`.
+Checkpoint checkpoint_from(SafetensorsFile file, const std::string& source) {
   auto fail = [&](const std::string& what) {
-    throw FormatError(fmt::format("checkpoint '{}': {}", path.string(), what));
+    throw FormatError(fmt::format("checkpoint '{}': {}", source, what));
   };
   auto field = [&](const char* key) -> const std::string& {
     const auto it = file.metadata.find(key);
@@ -92,6 +94,16 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
   if (!c.optimizer.empty() && c.optimizer_kind.empty())
     fail("holds optimizer state but no optimizer kind");
   return c;
+}
+
+}  // namespace
+
+Checkpoint load_checkpoint(const std::filesystem::path& path) {
+  return checkpoint_from(load_safetensors(path), path.string());
+}
+
+Checkpoint parse_checkpoint(std::span<const std::uint8_t> bytes, const std::string& source) {
+  return checkpoint_from(parse_safetensors(bytes, source), source);
 }
 
 }  // namespace convkit::io

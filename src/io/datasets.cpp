@@ -15,7 +15,7 @@ namespace convkit::io {
 namespace {
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<unsigned char>;
+using Bytes = std::vector<std::uint8_t>;
 
 /// The whole file, or IoError naming it (and a compressed copy beside it, the usual mistake).
 Bytes read_file(const fs::path& path, const char* what) {
@@ -56,84 +56,117 @@ void check_dataset(const Dataset& data, const char* fn) {
 /// pixels + i * pixel_stride.
 void decode(const unsigned char* label, std::int64_t label_stride, const unsigned char* pixels,
             std::int64_t pixel_stride, std::int64_t count, std::int64_t item, Dataset& d,
-            std::int64_t first, const char* what, const fs::path& path) {
+            std::int64_t first, const char* what, const std::string& source) {
   float* dst = d.images.data<float>() + first * item;
   std::int64_t* labels = d.labels.data<std::int64_t>() + first;
   for (std::int64_t i = 0; i < count; ++i, dst += item) {
     const unsigned char y = label[i * label_stride];
     if (y >= 10)
-      throw FormatError(
-          fmt::format("{} file '{}': record {} is mislabelled: label {}, expected 0..9", what,
-                      path.string(), i, y));
+      throw FormatError(fmt::format(
+          "{} file '{}': record {} is mislabelled: label {}, expected 0..9", what, source, i, y));
     labels[i] = y;
     const unsigned char* src = pixels + i * pixel_stride;
     for (std::int64_t k = 0; k < item; ++k) dst[k] = static_cast<float>(src[k]) / 255.0f;
   }
 }
 
-Dataset read_cifar_files(const std::vector<fs::path>& files) {
-  constexpr std::int64_t kRecord = 1 + 3 * 32 * 32;
-  std::vector<Bytes> contents;
+constexpr std::int64_t kCifarRecord = 1 + 3 * 32 * 32;
+
+/// The number of records in a CIFAR-10 batch, or FormatError naming `source`.
+std::int64_t cifar_records(std::span<const std::uint8_t> bytes, const std::string& source) {
+  const auto size = static_cast<std::int64_t>(bytes.size());
+  if (size == 0 || size % kCifarRecord != 0)
+    throw FormatError(
+        fmt::format("CIFAR-10 file '{}' has {} bytes, not a positive multiple of {} (1 label "
+                    "byte + 3072 pixel bytes per record): truncated or not the binary version",
+                    source, size, kCifarRecord));
+  return size / kCifarRecord;
+}
+
+/// CIFAR-10 batches (the bytes of each and its name for messages) as one data set.
+Dataset decode_cifar(const std::vector<std::span<const std::uint8_t>>& contents,
+                     const std::vector<std::string>& sources) {
   std::int64_t total = 0;
-  for (const auto& path : files) {
-    contents.push_back(read_file(path, "CIFAR-10"));
-    const auto size = static_cast<std::int64_t>(contents.back().size());
-    if (size == 0 || size % kRecord != 0)
-      throw FormatError(
-          fmt::format("CIFAR-10 file '{}' has {} bytes, not a positive multiple of {} (1 label "
-                      "byte + 3072 pixel bytes per record): truncated or not the binary version",
-                      path.string(), size, kRecord));
-    total += size / kRecord;
-  }
+  for (std::size_t f = 0; f < contents.size(); ++f) total += cifar_records(contents[f], sources[f]);
   Dataset d{
       Tensor::empty({total, 3, 32, 32}),
       Tensor::empty({total}, DType::I64),
       {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}};
   std::int64_t first = 0;
-  for (std::size_t f = 0; f < files.size(); ++f) {
-    const auto count = static_cast<std::int64_t>(contents[f].size()) / kRecord;
-    decode(contents[f].data(), kRecord, contents[f].data() + 1, kRecord, count, kRecord - 1, d,
-           first, "CIFAR-10", files[f]);
+  for (std::size_t f = 0; f < contents.size(); ++f) {
+    const auto count = static_cast<std::int64_t>(contents[f].size()) / kCifarRecord;
+    decode(contents[f].data(), kCifarRecord, contents[f].data() + 1, kCifarRecord, count,
+           kCifarRecord - 1, d, first, "CIFAR-10", sources[f]);
     first += count;
   }
   return d;
 }
 
-std::uint32_t big_endian_u32(const Bytes& b, std::size_t at) {
+Dataset read_cifar_files(const std::vector<fs::path>& files) {
+  std::vector<Bytes> contents;
+  std::vector<std::string> sources;
+  for (const auto& path : files) {
+    contents.push_back(read_file(path, "CIFAR-10"));
+    sources.push_back(path.string());
+    cifar_records(contents.back(), sources.back());  // a bad file is refused before the next read
+  }
+  return decode_cifar({contents.begin(), contents.end()}, sources);
+}
+
+// IDX magic numbers: 0x08 (unsigned bytes), then the rank.
+constexpr std::uint32_t kIdxImages = 0x00000803, kIdxLabels = 0x00000801;
+
+std::uint32_t big_endian_u32(std::span<const std::uint8_t> b, std::size_t at) {
   return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) |
          (std::uint32_t{b[at + 2]} << 8) | std::uint32_t{b[at + 3]};
 }
 
-struct Idx {
-  Bytes bytes;
-  std::vector<std::uint64_t> dims;  // count first
-};
-
-/// Reads one IDX file and checks the magic number and that the size is what the header says.
-Idx read_idx(const fs::path& path, std::uint32_t magic) {
-  Idx idx{read_file(path, "MNIST"), {}};
-  const Bytes& b = idx.bytes;
+/// The sizes in an IDX header, count first, after checking the magic number and that the
+/// size is what the header says.
+std::vector<std::uint64_t> idx_dims(std::span<const std::uint8_t> b, const std::string& source,
+                                    std::uint32_t magic) {
   const std::size_t rank = magic & 0xFF, header = 4 + 4 * rank;
   const char* kind = rank == 1 ? "labels" : "images";
   if (b.size() < header || big_endian_u32(b, 0) != magic)
     throw FormatError(fmt::format(
         "MNIST file '{}' is not an uncompressed IDX file of {}: magic number {}, expected 0x{:08x}",
-        path.string(), kind,
-        b.size() < 4 ? "missing" : fmt::format("0x{:08x}", big_endian_u32(b, 0)), magic));
+        source, kind, b.size() < 4 ? "missing" : fmt::format("0x{:08x}", big_endian_u32(b, 0)),
+        magic));
+  std::vector<std::uint64_t> dims;
   std::uint64_t item = 1;  // bytes per image (or label): two 32-bit sizes cannot overflow
   for (std::size_t k = 0; k < rank; ++k) {
-    idx.dims.push_back(big_endian_u32(b, 4 + 4 * k));
-    if (k > 0) item *= idx.dims.back();
+    dims.push_back(big_endian_u32(b, 4 + 4 * k));
+    if (k > 0) item *= dims.back();
   }
-  const std::uint64_t n = idx.dims[0], body = b.size() - header;
+  const std::uint64_t n = dims[0], body = b.size() - header;
   if (n == 0 || item == 0 || n > body / item || body != n * item)
     throw FormatError(fmt::format(
-        "MNIST file '{}' is {}: its header says {} {} ({}) but {} bytes follow it", path.string(),
+        "MNIST file '{}' is {}: its header says {} {} ({}) but {} bytes follow it", source,
         n == 0 || item == 0 ? "empty"
         : n > body / item   ? "truncated"
                             : "followed by trailing bytes",
-        n, kind, fmt::join(idx.dims, "x"), body));
-  return idx;
+        n, kind, fmt::join(dims, "x"), body));
+  return dims;
+}
+
+/// An images and a labels IDX file (their bytes and names) as one data set.
+Dataset decode_mnist(std::span<const std::uint8_t> image_bytes,
+                     std::span<const std::uint8_t> label_bytes, const std::string& image_source,
+                     const std::string& label_source) {
+  const std::vector<std::uint64_t> images = idx_dims(image_bytes, image_source, kIdxImages);
+  const std::vector<std::uint64_t> labels = idx_dims(label_bytes, label_source, kIdxLabels);
+  if (images[0] != labels[0])
+    throw FormatError(fmt::format("MNIST files disagree: '{}' holds {} images but '{}' {} labels",
+                                  image_source, images[0], label_source, labels[0]));
+  const auto n = static_cast<std::int64_t>(images[0]);
+  const auto rows = static_cast<std::int64_t>(images[1]);
+  const auto cols = static_cast<std::int64_t>(images[2]);
+  Dataset d{Tensor::empty({n, 1, rows, cols}),
+            Tensor::empty({n}, DType::I64),
+            {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}};
+  decode(label_bytes.data() + 8, 1, image_bytes.data() + 16, rows * cols, n, rows * cols, d, 0,
+         "MNIST", label_source);
+  return d;
 }
 
 /// The first of `names` that exists in `dir` (or the first name, for the error message).
@@ -151,19 +184,10 @@ Dataset read_mnist_pair(const fs::path& dir, const std::string& prefix) {
       first_existing(dir, {prefix + "-images-idx3-ubyte", prefix + "-images.idx3-ubyte"});
   const fs::path lp =
       first_existing(dir, {prefix + "-labels-idx1-ubyte", prefix + "-labels.idx1-ubyte"});
-  const Idx images = read_idx(ip, 0x00000803), labels = read_idx(lp, 0x00000801);
-  if (images.dims[0] != labels.dims[0])
-    throw FormatError(fmt::format("MNIST files disagree: '{}' holds {} images but '{}' {} labels",
-                                  ip.string(), images.dims[0], lp.string(), labels.dims[0]));
-  const auto n = static_cast<std::int64_t>(images.dims[0]);
-  const auto rows = static_cast<std::int64_t>(images.dims[1]);
-  const auto cols = static_cast<std::int64_t>(images.dims[2]);
-  Dataset d{Tensor::empty({n, 1, rows, cols}),
-            Tensor::empty({n}, DType::I64),
-            {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}};
-  decode(labels.bytes.data() + 8, 1, images.bytes.data() + 16, rows * cols, n, rows * cols, d, 0,
-         "MNIST", lp);
-  return d;
+  const Bytes images = read_file(ip, "MNIST");
+  idx_dims(images, ip.string(), kIdxImages);  // a bad images file is refused before the labels
+  const Bytes labels = read_file(lp, "MNIST");
+  return decode_mnist(images, labels, ip.string(), lp.string());
 }
 
 }  // namespace
@@ -175,6 +199,15 @@ std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t index) {
   SplitMix64 a{seed};
   SplitMix64 b{a.next() ^ (index * 0xD1B54A32D192ED03ull)};
   return b.next();
+}
+
+Dataset parse_cifar10(std::span<const std::uint8_t> bytes, const std::string& source) {
+  return decode_cifar({bytes}, {source});
+}
+
+Dataset parse_mnist(std::span<const std::uint8_t> images, std::span<const std::uint8_t> labels,
+                    const std::string& images_source, const std::string& labels_source) {
+  return decode_mnist(images, labels, images_source, labels_source);
 }
 
 DatasetSplit load_cifar10(const fs::path& dir) {

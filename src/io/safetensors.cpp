@@ -244,6 +244,15 @@ std::uint64_t entry_bytes(const Where& at, const Entry& e) {
   if (overflow || __builtin_mul_overflow(n, dtype_size(e.dtype), &n))
     at.fail("shape [{}] of {} has a byte size that overflows int64", fmt::join(e.shape, ", "),
             dtype_name(e.dtype));
+  // A tensor's strides multiply its sizes with a 0 counted as 1, so [0, 2^62, 4] holds no
+  // bytes but cannot be laid out: refuse it here, by name, rather than in Tensor::empty.
+  std::int64_t span = 1;
+  for (std::int64_t d : e.shape)
+    if (__builtin_mul_overflow(span, std::max<std::int64_t>(d, 1), &span))
+      at.fail(
+          "shape [{}] has sizes whose product (with 0 counted as 1) overflows int64, so a "
+          "tensor of that shape has no strides",
+          fmt::join(e.shape, ", "));
   return static_cast<std::uint64_t>(n);
 }
 

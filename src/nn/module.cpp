@@ -243,10 +243,20 @@ void Module::load_state_dict(const StateDict& state, bool strict) {
     if (!mismatched.empty()) msg += fmt::format(" shape mismatch: [{}];", join(mismatched));
     throw InvalidArgument(msg);
   }
+  // Convert every value before copying any: a value the model's dtype cannot hold (NaN or
+  // 2^63 into an int64 counter) is refused while the model is still untouched.
+  std::vector<std::pair<const Tensor*, Tensor>> values;
   for (const auto& [name, t] : own) {
     auto it = given.find(name);
-    if (it != given.end()) t.copy_from(*it->second);  // shares storage with the module
+    if (it == given.end()) continue;
+    try {
+      values.emplace_back(&t, it->second->to(t.dtype()));
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(
+          fmt::format("load_state_dict into {}: key '{}': {}", type_name(), name, e.what()));
+    }
   }
+  for (const auto& [t, value] : values) t->copy_from(value);  // shares storage with the module
 }
 
 ParamCount count_params(const Module& module) {

@@ -134,9 +134,17 @@ Tensor conv_forward(const ConvProblem& p, const Tensor& src, const Tensor& wei,
   Tensor dst = Tensor::empty(p.dst_shape(), p.dtype, p.format);
   // Kernels take dense (o, i, k...) weights; a strided weight view is copied once.
   const Tensor w = wei.contiguous();
+  // Empty tensors have null data, which the kernels must not offset: an empty dst needs no
+  // work, and an empty src or wei (no input channels, or only padding) makes every output an
+  // empty sum, so dst is the bias (or zero).
+  const bool empty_sum = src.numel() == 0 || w.numel() == 0;
+  if (dst.numel() == 0) return dst;
+  if (empty_sum) dst.fill(0);
   typed(p.dtype, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    if (p.transposed) {
+    if (empty_sum) {
+      if (p.has_bias) add_bias<T>(dst, bias);
+    } else if (p.transposed) {
       const ConvParams k = direct_params(p, dst, src, w, false);
       run_conv_bwd_data<T>(p, k, src.data<T>(), w.data<T>(), dst.data<T>());
       if (p.has_bias) add_bias<T>(dst, bias);

@@ -142,7 +142,8 @@ ConvProblem ConvProblem::make(const Shape& src, const Shape& wei, std::optional<
       // extra pixel after.
       std::int64_t total = span - 1;
       if (p.stride[i] > 1) {
-        const std::int64_t n_out = (p.in[i] + p.stride[i] - 1) / p.stride[i];
+        // ceil(in / stride), written so that a huge in + stride cannot overflow.
+        const std::int64_t n_out = p.in[i] / p.stride[i] + (p.in[i] % p.stride[i] != 0 ? 1 : 0);
         total = std::max<std::int64_t>(
             checked_add(checked_mul(n_out - 1, p.stride[i], "conv 'same' padding"), span - p.in[i],
                         "conv 'same' padding"),
@@ -180,7 +181,8 @@ ConvProblem ConvProblem::make(const Shape& src, const Shape& wei, std::optional<
           checked_add(checked_add(checked_mul(n - 1, p.stride[i], "conv_transpose output size"),
                                   span, "conv_transpose output size"),
                       op, "conv_transpose output size");
-      p.out[i] = grown - pb - pa;
+      // Both paddings are >= 0 and grown >= 1, so only their sum can overflow.
+      p.out[i] = grown - checked_add(pb, pa, "conv_transpose padding");
       require(p.out[i] > 0,
               "conv_transpose: output size {} is not positive in spatial dimension {}{}: "
               "(in {} - 1) x stride {} - padding {} - {} + dilation {} x (kernel {} - 1) + "

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,5 +49,12 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& checkp
 /// tensors outside "model." / "optimizer.", optimizer tensors without an optimizer kind, an
 /// "rng.<name>" that is not an unsigned 64-bit integer.
 Checkpoint load_checkpoint(const std::filesystem::path& path);
+
+/// The bytes of a file written by save_checkpoint (what load_checkpoint reads) as a
+/// Checkpoint. `source` names the bytes in messages. Throws FormatError as load_checkpoint does.
+///
+///   io::Checkpoint c = io::parse_checkpoint(bytes, "received checkpoint");
+Checkpoint parse_checkpoint(std::span<const std::uint8_t> bytes,
+                            const std::string& source = "<buffer>");
 
 }  // namespace convkit::io

@@ -80,6 +80,14 @@ DatasetSplit make_shapes(const ShapesOptions& options = {});
 /// is not a positive multiple of 3073 or a label byte >= 10 ("mislabelled").
 DatasetSplit load_cifar10(const std::filesystem::path& dir);
 
+/// The bytes of one CIFAR-10 batch file (what load_cifar10 reads from each) as a data set:
+/// N records of 1 label byte + 3072 pixel bytes. `source` names the bytes in messages. Throws
+/// FormatError as load_cifar10 does.
+///
+///   io::Dataset batch = io::parse_cifar10(bytes, "test_batch.bin");
+Dataset parse_cifar10(std::span<const std::uint8_t> bytes,
+                      const std::string& source = "<buffer>");
+
 /// MNIST IDX files, uncompressed: train-images-idx3-ubyte, train-labels-idx1-ubyte,
 /// t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte in `dir` (the names with '.' for the last
 /// '-', as some mirrors spell them, work too). Images (N, 1, rows, cols) with the sizes from
@@ -88,6 +96,15 @@ DatasetSplit load_cifar10(const std::filesystem::path& dir);
 /// FormatError (naming the file) for a wrong magic number, a header promising more bytes than
 /// the file holds or trailing bytes, image and label counts that differ, or a label >= 10.
 DatasetSplit load_mnist(const std::filesystem::path& dir);
+
+/// The bytes of an IDX images file (magic 0x00000803, sizes N, rows, cols) and an IDX labels
+/// file (magic 0x00000801, size N), what load_mnist reads for each split, as a data set.
+/// The sources name the bytes in messages. Throws FormatError as load_mnist does.
+///
+///   io::Dataset test = io::parse_mnist(image_bytes, label_bytes);
+Dataset parse_mnist(std::span<const std::uint8_t> images, std::span<const std::uint8_t> labels,
+                    const std::string& images_source = "<images>",
+                    const std::string& labels_source = "<labels>");
 
 // --- batches ---------------------------------------------------------------------------------
 

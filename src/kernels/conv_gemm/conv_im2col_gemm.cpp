@@ -48,7 +48,8 @@ struct Span {
   I lo, hi;
 };
 Span valid_outputs(I off, I stride, I in, I n) {
-  const I lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  // ceil(-off / stride), written so that a huge stride cannot overflow.
+  const I lo = off >= 0 ? 0 : -off / stride + (-off % stride != 0 ? 1 : 0);
   const I hi = in - 1 - off < 0 ? 0 : (in - 1 - off) / stride + 1;
   return {std::min(lo, n), std::clamp(hi, std::min(lo, n), n)};
 }
@@ -73,7 +74,8 @@ void walk_columns(const ConvParams& p, I p0, I b, Fn&& fn) {
             const I id = od * p.stride[0] - p.pad[0] + kd * p.dilation[0];
             const I ih = oh * p.stride[1] - p.pad[1] + kh * p.dilation[1];
             const bool inside = id >= 0 && id < p.in[0] && ih >= 0 && ih < p.in[1];
-            const I line = i * s[1] + id * s[2] + ih * s[3];
+            // Only rows inside the image have an offset (id, ih may be huge in padding).
+            const I line = inside ? i * s[1] + id * s[2] + ih * s[3] : 0;
             // Pixels of this run: ow .. ow + run; the valid ones are [ws.lo, ws.hi).
             const I a = inside ? std::clamp(ws.lo, ow, ow + run) : ow + run;
             const I e = inside ? std::clamp(ws.hi, a, ow + run) : ow + run;
@@ -92,7 +94,7 @@ void im2col(const ConvParams& p, const T* src, I p0, I b, T* col) {
   walk_columns(p, p0, b, [&](I r, I base, I w0, I a, I e, I w1, I line, I off) {
     T* row = col + r * b;
     for (I w = w0; w < a; ++w) row[base + w] = T(0);
-    if (a < e && sw * s4 == 1)  // stride 1 on a unit-stride row (NCHW): a plain copy
+    if (a < e && sw == 1 && s4 == 1)  // stride 1 on a unit-stride row (NCHW): a plain copy
       std::copy(src + line + a + off, src + line + e + off, row + base + a);
     else
       for (I w = a; w < e; ++w) row[base + w] = src[line + (w * sw + off) * s4];

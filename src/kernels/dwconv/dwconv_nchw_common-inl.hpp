@@ -33,7 +33,9 @@ constexpr bool kManyRegs = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL;
 constexpr bool kHardwareMask = HWY_TARGET == HWY_AVX2 || kManyRegs;
 constexpr int kMaxLanes = HWY_MAX_BYTES / static_cast<int>(sizeof(float));
 
-inline I FloorDiv(I a, I b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+// b > 0. For a < 0, floor(a / b) = -((-a - 1) / b) - 1, which (unlike -a + b - 1) cannot
+// overflow for a huge stride b.
+inline I FloorDiv(I a, I b) { return a >= 0 ? a / b : -((-a - 1) / b) - 1; }
 inline I CeilDiv(I a, I b) { return -FloorDiv(-a, b); }
 inline I Clamp(I v, I lo, I hi) { return std::min(std::max(v, lo), hi); }
 inline I LanesI(D d) { return static_cast<I>(hn::Lanes(d)); }

@@ -47,7 +47,7 @@ class Rows {
       const I top = oy * g_.sh - g_.ph;  // input row of kh = 0
       kh_lo_ = std::max<I>(0, CeilDiv(-top, g_.dh));
       kh_hi_ = std::min<I>(g_.kh, FloorDiv(g_.ih - 1 - top, g_.dh) + 1);
-      x_top_ = x_ + top * g_.x_row;
+      top_ = top;
       float* y = y_ + oy * g_.y_row;
       I ox0 = 0;
       // Single vectors across the left padding, so that the wide blocks run interior.
@@ -60,6 +60,9 @@ class Rows {
   }
 
  private:
+  // Input row of kernel row kh, formed only for the kh in [kh_lo_, kh_hi_) that lie inside
+  // the image: a pointer to row top_ itself could lie far outside (huge padding).
+  const float* Row(I kh) const { return x_ + (top_ + kh * g_.dh) * g_.x_row; }
   I Kw() const {
     if constexpr (KW > 0) return KW;
     return g_.kw;
@@ -79,12 +82,12 @@ class Rows {
     const bool interior = ox0 >= first_ && (ox0 + NB * L) * SW <= limit_;
     if (interior) {
       for (I kh = kh_lo_; kh < kh_hi_; ++kh)
-        Interior<NB>(acc, x_top_ + kh * g_.dh * g_.x_row + ox0 * SW - g_.pw, w_ + kh * g_.w_row);
+        Interior<NB>(acc, Row(kh) + ox0 * SW - g_.pw, w_ + kh * g_.w_row);
     } else if constexpr (KW > 0 && SW == 1 && NB == 1 && kHardwareMask) {
       EdgeFixed(acc[0], ox0);
     } else {
       for (I kh = kh_lo_; kh < kh_hi_; ++kh)
-        Edge<NB>(acc, x_top_ + kh * g_.dh * g_.x_row, ox0, w_ + kh * g_.w_row);
+        Edge<NB>(acc, Row(kh), ox0, w_ + kh * g_.w_row);
     }
     for (int j = 0; j < NB; ++j) StoreFirst(d, acc[j], y + ox0 + j * L, g_.ow - ox0 - j * L);
   }
@@ -143,7 +146,7 @@ class Rows {
       mask[kw] = hn::AndNot(hn::FirstN(d, static_cast<size_t>(lo)), hn::FirstN(d, static_cast<size_t>(hi)));
     }
     for (I kh = kh_lo_; kh < kh_hi_; ++kh) {
-      const float* xr = x_top_ + kh * g_.dh * g_.x_row;
+      const float* xr = Row(kh);
       const float* wr = w_ + kh * g_.w_row;
       for (int kw = 0; kw < KW; ++kw)
         if (any[kw]) acc = hn::MulAdd(hn::MaskedLoad(mask[kw], d, xr + idx[kw]), hn::Set(d, wr[kw * g_.w_col]), acc);
@@ -178,7 +181,7 @@ class Rows {
   bool accumulate_;
   float* y_;
   I first_ = 0, limit_ = 0, kh_lo_ = 0, kh_hi_ = 0;
-  const float* x_top_ = nullptr;
+  I top_ = 0;  // input row of kh = 0 (may lie far outside the image)
 };
 
 /// Forward of every (image, channel, multiplier) plane of a depthwise problem with Rows.

@@ -254,7 +254,10 @@ void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* b
             taps.Add(in_row + (base + lo * g.sw) * g.src_px, ch.weights(a * g.kw + b), lo, hi, n);
           }
         }
-        BlockOf<K, kMult, true, false>(n, ch, taps, g.sw * g.src_px, bias,
+        // Step between the src pixels of neighbouring outputs. A stride >= iw leaves each tap
+        // one pixel, so the step is never used: clamping it keeps a huge stride from
+        // overflowing the product.
+        BlockOf<K, kMult, true, false>(n, ch, taps, std::min(g.sw, g.iw) * g.src_px, bias,
                                        dst + oh * g.dst_row + ow0 * g.dst_px, g.dst_px, v0, v1,
                                        nullptr);
       }
@@ -300,16 +303,16 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, 
         I nkw = 0;
         for (I b = 0; b < g.kw; ++b) {
           const I t = r + g.pw - b * g.dw;
-          if (FloorDiv(t, g.sw) * g.sw == t) kws[static_cast<std::size_t>(nkw++)] = b;
+          if (t % g.sw == 0) kws[static_cast<std::size_t>(nkw++)] = b;
         }
-        const I count = (g.iw - r + g.sw - 1) / g.sw;  // columns r, r + sw, ... < iw
+        const I count = CeilDiv(g.iw - r, g.sw);  // columns r, r + sw, ... < iw
         const I width = BlockWidth(count);
         for (I b0 = 0; b0 < count; b0 += width) {
           const I n = std::min<I>(width, count - b0);
           taps.Clear();
           for (I a = 0; a < g.kh; ++a) {
             const I t = ih + g.ph - a * g.dh;
-            if (FloorDiv(t, g.sh) * g.sh != t) continue;
+            if (t % g.sh != 0) continue;
             const I oh = t / g.sh;
             if (oh < 0 || oh >= g.oh) continue;
             // Unit w stride and dilation: column b reads ow = b + pw - kw, so the row read
@@ -332,7 +335,7 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, 
             }
           }
           float* out = row + (r + b0 * g.sw) * g.src_px;
-          const I out_step = g.sw * g.src_px;
+          const I out_step = std::min(g.sw, g.iw) * g.src_px;  // n == 1 when sw >= iw
           BlockOf<K, false, false, kReduce>(n, ch, taps, g.dst_px, nullptr, out, out_step, v0, v1,
                                             scratch);
           if constexpr (kReduce)
