@@ -117,12 +117,13 @@ ag::Variable ConvNd::sparse_forward(const ag::Variable& x, const ag::Variable& w
     return {};
   const Tensor tb = b.defined() ? b.value() : Tensor();
   ConvProblem p;
+  SparseConvWeights packed;
   try {
     p = ConvProblem::make(x.value(), w.value(), tb, o, false);
+    packed = pack_sparse_weights(p, w.value());
   } catch (const InvalidArgument&) {
-    return {};  // the dense path reports the problem under the layer's own name
+    return {};  // the dense path runs it, or reports the problem under the layer's own name
   }
-  const SparseConvWeights packed = pack_sparse_weights(p, w.value());
   if (packed.sparsity() <= prune::sparse_inference_threshold()) return {};
   return ag::Variable(conv_forward_sparse(p, x.value(), packed, tb));
 }
