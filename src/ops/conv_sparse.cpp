@@ -12,6 +12,7 @@
 #include "ops/pad_check.hpp"
 #include "kernels/conv_sparse/conv_sparse.hpp"
 #include "ops/conv_dispatch.hpp"
+#include "ops/kernel_params.hpp"
 
 namespace convkit {
 
@@ -19,38 +20,6 @@ using detail::require;
 using I = std::int64_t;
 
 namespace {
-
-// The kernels' view of p on dense tensors of p.format (spatial slots right-aligned, unused
-// slots size 1 with stride 0), as src/ops/conv.cpp lays out direct problems.
-kernels::ConvParams sparse_params(const ConvProblem& p) {
-  kernels::ConvParams k;
-  const int nd = p.ndims;
-  auto right = [nd](const std::array<I, 3>& a, I fill) {
-    std::array<I, 3> r{fill, fill, fill};
-    for (int i = 0; i < nd; ++i) r[static_cast<std::size_t>(3 - nd + i)] = a[static_cast<std::size_t>(i)];
-    return r;
-  };
-  auto strides = [nd](const Shape& shape, MemoryFormat f) {
-    const Shape s = dense_strides(shape, f);
-    std::array<I, 5> r{s[0], s[1], 0, 0, 0};
-    for (int i = 0; i < nd; ++i) r[static_cast<std::size_t>(2 + 3 - nd + i)] = s[2 + i];
-    return r;
-  };
-  k.mb = p.mb;
-  k.g = p.g;
-  k.icg = p.ic / p.g;
-  k.ocg = p.oc / p.g;
-  k.in = right(p.in, 1);
-  k.out = right(p.out, 1);
-  k.k = right(p.k, 1);
-  k.stride = right(p.stride, 1);
-  k.dilation = right(p.dilation, 1);
-  k.pad = right(p.pad_before, 0);
-  k.src_s = strides(p.src_shape(), p.format);
-  k.dst_s = strides(p.dst_shape(), p.format);
-  k.wei_s = strides(p.wei_shape(), MemoryFormat::Contiguous);
-  return k;
-}
 
 const char* format_name(MemoryFormat f) {
   return f == MemoryFormat::ChannelsLast ? "channels-last" : "contiguous";
@@ -84,7 +53,7 @@ SparseConvWeights pack_sparse_weights(const ConvProblem& p, const Tensor& weight
           "pack_sparse_weights: weight has shape {} but problem {} needs {}", weight.shape().str(),
           p.str(), p.wei_shape().str());
   const Tensor w = weight.contiguous();
-  const kernels::ConvParams k = sparse_params(p);
+  const kernels::ConvParams k = detail::dense_kernel_params(p);
   const I cols = k.icg * k.k[0] * k.k[1] * k.k[2];
   require(cols <= INT32_MAX, "pack_sparse_weights: {} weights per output channel exceed the "
           "packed format's 32-bit column index (problem {})", cols, p.str());
@@ -133,7 +102,7 @@ Tensor conv_forward_sparse(const ConvProblem& p, const Tensor& src, const Sparse
   Tensor dst = Tensor::empty(p.dst_shape(), DType::F32, p.format);
 
   kernels::SparseConvParams base;
-  base.conv = sparse_params(p);
+  base.conv = detail::dense_kernel_params(p);
   base.w = {w.row_ptr().data(), w.cols().data(), w.offsets().data(), w.values().data()};
   const auto& kc = base.conv;
   const auto* kernel = &kernels::kSparseConvKernels[0];
