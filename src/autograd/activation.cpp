@@ -152,7 +152,7 @@ Lanes lanes_of(const Shape& s, int dim) {
 int normalize_dim(int dim, int rank, const char* op, const Shape& s) {
   const int r = std::max(rank, 1);
   const int d = dim < 0 ? dim + r : dim;
-  require(d >= 0 && d < r, "{}: dim {} is out of range for shape {}", op, dim, s.str());
+  require(d >= 0 && d < r, "{}: dim {} is out of range for shape {}", op, dim, s);
   return d;
 }
 

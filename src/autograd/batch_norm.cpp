@@ -19,7 +19,7 @@ namespace {
 void require_channel_vector(const Tensor& t, I channels, const char* arg) {
   require(t.dim() == 1 && t.size(0) == channels,
           "batch_norm: {} must have shape [{}] (one value per channel), got {}", arg, channels,
-          t.shape().str());
+          t.shape());
   require(is_floating(t.dtype()), "batch_norm: {} must be F32 or F64, got {}", arg,
           dtype_name(t.dtype()));
 }
@@ -89,7 +89,7 @@ Variable batch_norm(const Variable& x, const Tensor& running_mean, const Tensor&
                     const Variable& weight, const Variable& bias, bool training, double momentum,
                     double eps) {
   require(x.defined(), "batch_norm: x is undefined");
-  require(x.dim() >= 2, "batch_norm: x must be (N, C, ...), got shape {}", x.shape().str());
+  require(x.dim() >= 2, "batch_norm: x must be (N, C, ...), got shape {}", x.shape());
   // Dense in its own layout: channels-last stays channels-last (as in PyTorch).
   const MemoryFormat format = x.value().memory_format();
   const Tensor tx = x.value().to(format);
@@ -111,7 +111,7 @@ Variable batch_norm(const Variable& x, const Tensor& running_mean, const Tensor&
     require(count > 1,
             "batch_norm: expected more than 1 value per channel when training, got input of "
             "shape {}",
-            tx.shape().str());
+            tx.shape());
   else
     require(running_mean.defined(),
             "batch_norm: eval mode (training = false) needs running_mean and running_var");

@@ -31,7 +31,7 @@ Variable conv(const Variable& x, const Variable& w, const Variable& b, const Con
   require(x.defined(), "{}: the input x is undefined", name);
   require(w.defined(), "{}: the weight w is undefined", name);
   require(x.dim() == rank, "{}: x must have rank {} (N, C, {} spatial), got shape {}", name, rank,
-          rank - 2, x.shape().str());
+          rank - 2, x.shape());
   const Tensor tx = x.value(), tw = w.value();
   const Tensor tb = b.defined() ? b.value() : Tensor();
   const ConvProblem p = make_problem(tx, tw, tb, options, transposed, name);

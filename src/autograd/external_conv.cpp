@@ -59,22 +59,22 @@ Variable conv2d_per_sample(const Variable& x, const Variable& w, const Variable&
   detail::require_float(x.value(), op, "x");
   require_same_dtype(x, w, op, "x", "w");
   require_same_dtype(x, b, op, "x", "b");
-  require(x.dim() == 4, "{}: x must be (N, C, H, W), got shape {}", op, x.shape().str());
+  require(x.dim() == 4, "{}: x must be (N, C, H, W), got shape {}", op, x.shape());
   require(w.dim() == 5, "{}: w must be (N, out, C/groups, kh, kw), got shape {}", op,
-          w.shape().str());
+          w.shape());
   const I n = x.size(0), c = x.size(1), out = w.size(1), cg = w.size(2);
   require(n >= 1, "{}: the batch is empty (x {}); each sample needs its own kernel", op,
-          x.shape().str());
+          x.shape());
   require(w.size(0) == n, "{}: x has {} samples but w has {} kernels (x {}, w {})", op, n,
-          w.size(0), x.shape().str(), w.shape().str());
+          w.size(0), x.shape(), w.shape());
   require(options.groups >= 1, "{}: groups must be >= 1, got {}", op, options.groups);
   require(cg * options.groups == c,
           "{}: w's {} input channels per group times groups {} must equal x's {} channels "
           "(x {}, w {})",
-          op, cg, options.groups, c, x.shape().str(), w.shape().str());
+          op, cg, options.groups, c, x.shape(), w.shape());
   if (b.defined())
     require(b.dim() == 2 && b.size(0) == n && b.size(1) == out,
-            "{}: b must be (N, out) = [{}, {}], got {}", op, n, out, b.shape().str());
+            "{}: b must be (N, out) = [{}, {}], got {}", op, n, out, b.shape());
   // One sample's convolution, validated with the sample's own channel counts.
   const Shape src{1, c, x.size(2), x.size(3)}, wei{out, cg, w.size(3), w.size(4)};
   const ConvProblem p = renamed(std::string(op) + ": ", [&] {
@@ -100,20 +100,20 @@ Variable modulated_conv2d(const Variable& x, const Variable& weight, const Varia
   require_same_dtype(x, weight, op, "x", "weight");
   require_same_dtype(x, styles, op, "x", "styles");
   require_same_dtype(x, bias, op, "x", "bias");
-  require(x.dim() == 4, "{}: x must be (N, in, H, W), got shape {}", op, x.shape().str());
+  require(x.dim() == 4, "{}: x must be (N, in, H, W), got shape {}", op, x.shape());
   require(weight.dim() == 4, "{}: weight must be (out, in, kh, kw), got shape {}", op,
-          weight.shape().str());
-  require(styles.dim() == 2, "{}: styles must be (N, in), got shape {}", op, styles.shape().str());
+          weight.shape());
+  require(styles.dim() == 2, "{}: styles must be (N, in), got shape {}", op, styles.shape());
   const I n = x.size(0), in = x.size(1), out = weight.size(0);
   const I kh = weight.size(2), kw = weight.size(3);
   require(weight.size(1) == in, "{}: weight {} has {} input channels but x {} has {}", op,
-          weight.shape().str(), weight.size(1), x.shape().str(), in);
+          weight.shape(), weight.size(1), x.shape(), in);
   require(styles.size(0) == n && styles.size(1) == in,
-          "{}: styles must be (N, in) = [{}, {}] for x {}, got {}", op, n, in, x.shape().str(),
-          styles.shape().str());
+          "{}: styles must be (N, in) = [{}, {}] for x {}, got {}", op, n, in, x.shape(),
+          styles.shape());
   if (bias.defined())
     require(bias.dim() == 1 && bias.size(0) == out, "{}: bias must have shape [{}], got {}", op,
-            out, bias.shape().str());
+            out, bias.shape());
   require(std::isfinite(o.eps) && o.eps >= 0, "{}: eps must be finite and >= 0, got {}", op, o.eps);
   const ConvOptions co = conv_options(o.stride, o.padding, o.dilation, o.padding_mode, 1);
   const std::string prefix = std::string(op) + ": ";
@@ -142,14 +142,14 @@ Variable separable_conv2d(const Variable& x, const Variable& dw, const Variable&
                           const SeparableConvOptions& o) {
   const char* op = "separable_conv2d";
   require(x.defined() && dw.defined() && pw.defined(), "{}: x, dw or pw is undefined", op);
-  require(x.dim() == 4, "{}: x must be (N, C, H, W), got shape {}", op, x.shape().str());
+  require(x.dim() == 4, "{}: x must be (N, C, H, W), got shape {}", op, x.shape());
   const I c = x.size(1);
   require(dw.dim() == 4 && dw.size(1) == 1 && c > 0 && dw.size(0) % c == 0 && dw.size(0) > 0,
-          "{}: dw must be (C*mult, 1, kh, kw) with C = {} (x {}), got {}", op, c, x.shape().str(),
-          dw.shape().str());
+          "{}: dw must be (C*mult, 1, kh, kw) with C = {} (x {}), got {}", op, c, x.shape(),
+          dw.shape());
   require(pw.dim() == 4 && pw.size(1) == dw.size(0) && pw.size(2) == 1 && pw.size(3) == 1,
           "{}: pw must be (out, {}, 1, 1) to follow dw {}, got {}", op, dw.size(0),
-          dw.shape().str(), pw.shape().str());
+          dw.shape(), pw.shape());
   const ConvOptions co = conv_options(o.stride, o.padding, o.dilation, o.padding_mode, c);
   const Variable t =
       renamed(std::string(op) + ": depthwise step: ", [&] { return conv2d(x, dw, dw_bias, co); });
@@ -161,14 +161,14 @@ Variable separable_conv2d_per_sample(const Variable& x, const Variable& dw, cons
                                      const SeparableConvOptions& o) {
   const char* op = "separable_conv2d_per_sample";
   require(x.defined() && dw.defined() && pw.defined(), "{}: x, dw or pw is undefined", op);
-  require(x.dim() == 4, "{}: x must be (N, C, H, W), got shape {}", op, x.shape().str());
+  require(x.dim() == 4, "{}: x must be (N, C, H, W), got shape {}", op, x.shape());
   const I c = x.size(1);
   require(dw.dim() == 5 && dw.size(2) == 1 && c > 0 && dw.size(1) % c == 0 && dw.size(1) > 0,
           "{}: dw must be (N, C*mult, 1, kh, kw) with C = {} (x {}), got {}", op, c,
-          x.shape().str(), dw.shape().str());
+          x.shape(), dw.shape());
   require(pw.dim() == 5 && pw.size(2) == dw.size(1) && pw.size(3) == 1 && pw.size(4) == 1,
           "{}: pw must be (N, out, {}, 1, 1) to follow dw {}, got {}", op, dw.size(1),
-          dw.shape().str(), pw.shape().str());
+          dw.shape(), pw.shape());
   const ConvOptions co = conv_options(o.stride, o.padding, o.dilation, o.padding_mode, c);
   const Variable t = renamed(std::string(op) + ": depthwise step: ",
                              [&] { return conv2d_per_sample(x, dw, dw_bias, co); });

@@ -45,7 +45,7 @@ Variable cross_entropy(const Variable& logits, const Tensor& targets, Reduction 
   require(targets.defined(), "cross_entropy: targets are undefined");
   detail::require_float(logits.value(), "cross_entropy", "logits");
   require(logits.dim() >= 2, "cross_entropy: logits must be (N, C) or (N, C, d...), got shape {}",
-          logits.shape().str());
+          logits.shape());
   const I n = logits.size(0), classes = logits.size(1);
   // Targets are logits' shape without C: (N) or (N, d...).
   std::vector<I> target_sizes{n};
@@ -54,8 +54,8 @@ Variable cross_entropy(const Variable& logits, const Tensor& targets, Reduction 
   require(targets.shape() == target_shape,
           "cross_entropy: targets must have shape {} (one class index per position of logits "
           "{}), got {}",
-          target_shape.str(), logits.shape().str(), targets.shape().str());
-  require(classes > 0, "cross_entropy: logits {} have no classes", logits.shape().str());
+          target_shape, logits.shape(), targets.shape());
+  require(classes > 0, "cross_entropy: logits {} have no classes", logits.shape());
   const I positions = target_shape.numel(), spatial = n == 0 ? 0 : positions / n;
   require(reduction != Reduction::Mean || positions > 0,
           "cross_entropy: mean reduction of an empty batch");
@@ -118,7 +118,7 @@ Variable mse_loss(const Variable& input, const Variable& target, Reduction reduc
   detail::require_float(input.value(), "mse_loss", "input");
   detail::require_same_dtype(input.value(), target.value(), "mse_loss", "input", "target");
   require(input.shape() == target.shape(), "mse_loss: input {} and target {} differ in shape",
-          input.shape().str(), target.shape().str());
+          input.shape(), target.shape());
   require(reduction != Reduction::Mean || input.numel() > 0,
           "mse_loss: mean reduction of an empty input");
   const Tensor diff = detail::map2(input.value(), target.value(), "mse_loss",

@@ -39,7 +39,7 @@ I pooled_size(I in, I k, I pad, I stride, I dilation, bool ceil_mode) {
 
 Pool make_pool(const Tensor& x, const Pool2dOptions& o, bool max, const char* op) {
   require(x.dim() == 3 || x.dim() == 4, "{}: x must be (N, C, H, W) or (C, H, W), got shape {}", op,
-          x.shape().str());
+          x.shape());
   detail::require_float(x, op, "x");
   Pool p;
   const int r = x.dim();
@@ -70,7 +70,7 @@ Pool make_pool(const Tensor& x, const Pool2dOptions& o, bool max, const char* op
   require(p.oh > 0 && p.ow > 0,
           "{}: output size ({}, {}) is too small for input {} with kernel ({}, {}), padding "
           "({}, {}), dilation ({}, {})",
-          op, p.oh, p.ow, x.shape().str(), p.kh, p.kw, p.ph, p.pw, p.dh, p.dw);
+          op, p.oh, p.ow, x.shape(), p.kh, p.kw, p.ph, p.pw, p.dh, p.dw);
   p.out_shape = x.shape();
   p.out_shape[r - 2] = p.oh;
   p.out_shape[r - 1] = p.ow;
@@ -219,7 +219,7 @@ Variable adaptive_avg_pool2d(const Variable& x, I oh, I ow) {
   const Tensor tx = x.value().contiguous();
   require(tx.dim() == 3 || tx.dim() == 4,
           "adaptive_avg_pool2d: x must be (N, C, H, W) or (C, H, W), got shape {}",
-          tx.shape().str());
+          tx.shape());
   detail::require_float(tx, "adaptive_avg_pool2d", "x");
   require(oh > 0 && ow > 0, "adaptive_avg_pool2d: output size ({}, {}) must be positive", oh, ow);
   Pool p;
@@ -227,7 +227,7 @@ Variable adaptive_avg_pool2d(const Variable& x, I oh, I ow) {
   p.ih = tx.size(r - 2);
   p.iw = tx.size(r - 1);
   require(p.ih > 0 && p.iw > 0, "adaptive_avg_pool2d: input {} has an empty spatial size",
-          tx.shape().str());
+          tx.shape());
   p.planes = tx.numel() / (p.ih * p.iw);
   p.oh = oh;
   p.ow = ow;

@@ -19,7 +19,7 @@ std::vector<bool> reduced_dims(const Shape& shape, const std::vector<int>& dims,
   for (int d : dims) {
     const int dd = d < 0 ? d + shape.rank() : d;
     require(dd >= 0 && dd < shape.rank(), "{}: dim {} is out of range for shape {}", op, d,
-            shape.str());
+            shape);
     require(!r[static_cast<std::size_t>(dd)], "{}: dim {} appears twice in the list", op, d);
     r[static_cast<std::size_t>(dd)] = true;
   }
@@ -97,7 +97,7 @@ Variable amax(const Variable& x, const std::vector<int>& dims, bool keepdim) {
       continue;
     }
     require(in[d] > 0, "amax: cannot reduce dim {} of size 0 (shape {}): the maximum of nothing", d,
-            in.str());
+            in);
     kept[d] = 1;
     if (keepdim) final_sizes.push_back(1);
   }

@@ -56,11 +56,11 @@ Variable matmul(const Variable& a, const Variable& b) {
   require(a.defined() && b.defined(), "matmul: an operand is undefined");
   detail::require_float(a.value(), "matmul", "a");
   detail::require_same_dtype(a.value(), b.value(), "matmul", "a", "b");
-  require(a.dim() >= 1, "matmul: a must have rank >= 1, got shape {}", a.shape().str());
-  require(b.dim() == 2, "matmul: b must be a (k, n) matrix, got shape {}", b.shape().str());
+  require(a.dim() >= 1, "matmul: a must have rank >= 1, got shape {}", a.shape());
+  require(b.dim() == 2, "matmul: b must be a (k, n) matrix, got shape {}", b.shape());
   const I k = a.size(a.dim() - 1), n = b.size(1);
   require(b.size(0) == k, "matmul: a {} and b {} do not match (a's last size {} vs b's {} rows)",
-          a.shape().str(), b.shape().str(), k, b.size(0));
+          a.shape(), b.shape(), k, b.size(0));
   const I m = rows_of(a.shape());
   const Tensor ta = a.value(), tb = b.value();
   const Shape out_shape = with_last(ta.shape(), n);
@@ -82,15 +82,15 @@ Variable linear(const Variable& x, const Variable& w, const Variable& b) {
   require(x.defined() && w.defined(), "linear: x or w is undefined");
   detail::require_float(x.value(), "linear", "x");
   detail::require_same_dtype(x.value(), w.value(), "linear", "x", "w");
-  require(w.dim() == 2, "linear: w must be (out, in), got shape {}", w.shape().str());
+  require(w.dim() == 2, "linear: w must be (out, in), got shape {}", w.shape());
   require(x.dim() >= 1 && x.size(x.dim() - 1) == w.size(1),
-          "linear: x {} does not match w {} (x's last size must equal in = {})", x.shape().str(),
-          w.shape().str(), w.size(1));
+          "linear: x {} does not match w {} (x's last size must equal in = {})", x.shape(),
+          w.shape(), w.size(1));
   const I in = w.size(1), out = w.size(0), m = rows_of(x.shape());
   if (b.defined()) {
     detail::require_same_dtype(x.value(), b.value(), "linear", "x", "b");
     require(b.dim() == 1 && b.size(0) == out, "linear: b must have shape [{}], got {}", out,
-            b.shape().str());
+            b.shape());
   }
   const Tensor tx = x.value(), tw = w.value();
   Tensor y = gemm(tx, transpose2d(tw), m, in, out);
@@ -128,7 +128,7 @@ Variable flatten(const Variable& x, int start_dim, int end_dim) {
   const int e = end_dim < 0 ? end_dim + rank : end_dim;
   require(s >= 0 && s < rank && e >= 0 && e < rank && s <= e,
           "flatten: start_dim {} and end_dim {} are not a valid range for shape {}", start_dim,
-          end_dim, x.shape().str());
+          end_dim, x.shape());
   std::vector<I> sizes;
   for (int d = 0; d < s; ++d) sizes.push_back(x.size(d));
   I merged = 1;
@@ -150,7 +150,7 @@ Variable permute(const Variable& x, const std::vector<int>& dims) {
     if (ok) seen[static_cast<std::size_t>(v)] = true;
   }
   require(ok, "permute: dims [{}] are not a permutation of the {} dimensions of shape {}",
-          fmt::join(dims, ", "), rank, x.shape().str());
+          fmt::join(dims, ", "), rank, x.shape());
   std::vector<int> inverse(d.size());
   for (std::size_t i = 0; i < d.size(); ++i) inverse[static_cast<std::size_t>(d[i])] = static_cast<int>(i);
   Tensor y = detail::permute_copy(x.value(), d);
@@ -168,10 +168,10 @@ Variable concat(const std::vector<Variable>& xs, int dim) {
     require(xs[i].defined(), "concat: input {} is undefined", i);
   const Tensor& first = xs[0].value();
   const int rank = first.dim();
-  require(rank >= 1, "concat: inputs must have rank >= 1, got shape {}", first.shape().str());
+  require(rank >= 1, "concat: inputs must have rank >= 1, got shape {}", first.shape());
   const int d = dim < 0 ? dim + rank : dim;
   require(d >= 0 && d < rank, "concat: dim {} is out of range for shape {}", dim,
-          first.shape().str());
+          first.shape());
   Shape out_shape = first.shape();
   out_shape[d] = 0;
   std::vector<I> offsets;
@@ -181,7 +181,7 @@ Variable concat(const std::vector<Variable>& xs, int dim) {
     bool match = t.dim() == rank;
     for (int k = 0; match && k < rank; ++k) match = k == d || t.size(k) == first.size(k);
     require(match, "concat: input {} has shape {} but input 0 has shape {} (only dim {} may differ)",
-            i, t.shape().str(), first.shape().str(), d);
+            i, t.shape(), first.shape(), d);
     offsets.push_back(out_shape[d]);
     out_shape[d] += t.size(d);
   }

@@ -25,8 +25,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 void add_into(const Tensor& dst, const Tensor& src) {
-  require(dst.shape() == src.shape(), "add_into: shapes {} and {} differ", dst.shape().str(),
-          src.shape().str());
+  require(dst.shape() == src.shape(), "add_into: shapes {} and {} differ", dst.shape(),
+          src.shape());
   const Tensor s = src.to(dst.dtype());
   const MemoryFormat format = dst.memory_format();
   const bool dense = dst.is_contiguous(format) && s.is_contiguous(format);
@@ -51,7 +51,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     require(sa == sb || sa == 1 || sb == 1,
             "{}: shapes {} and {} cannot be broadcast (size {} vs {} in dimension {} of the "
             "result)",
-            op, a.str(), b.str(), sa, sb, i);
+            op, a, b, sa, sb, i);
     out[static_cast<std::size_t>(i)] = sa == 1 ? sb : sa;
   }
   return Shape(std::span<const I>(out));

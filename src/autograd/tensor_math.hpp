@@ -90,8 +90,8 @@ template <bool kTyped = false, typename F>
 Tensor map2(const Tensor& a, const Tensor& b, const char* op, F f) {
   require_float(a, op, "a");
   require_same_dtype(a, b, op, "a", "b");
-  require(a.shape() == b.shape(), "{}: shapes {} and {} differ", op, a.shape().str(),
-          b.shape().str());
+  require(a.shape() == b.shape(), "{}: shapes {} and {} differ", op, a.shape(),
+          b.shape());
   const MemoryFormat format = a.memory_format();
   const bool dense = a.is_contiguous(format) && b.is_contiguous(format);
   Tensor out = Tensor::empty(a.shape(), a.dtype(), dense ? format : MemoryFormat::Contiguous);

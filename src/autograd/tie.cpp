@@ -47,7 +47,7 @@ Variable tie_mean(const Variable& x, const std::vector<std::int64_t>& group_of) 
   require(plane > 0, "tie_mean: group_of is empty");
   require(x.numel() % plane == 0,
           "tie_mean: x has {} elements ({}), not a multiple of the {} positions of group_of",
-          x.numel(), x.shape().str(), plane);
+          x.numel(), x.shape(), plane);
   const std::int64_t groups = *std::max_element(group_of.begin(), group_of.end()) + 1;
   require(*std::min_element(group_of.begin(), group_of.end()) >= 0 && groups <= plane,
           "tie_mean: group ids must lie in [0, {}), got a range up to {}", plane, groups - 1);

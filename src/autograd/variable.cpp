@@ -52,7 +52,7 @@ void Variable::set_value(const Tensor& value) const {
   require_defined(defined(), "set_value");
   require(value.shape() == impl_->value.shape() && value.dtype() == impl_->value.dtype(),
           "Variable::set_value: expected {} {}, got {} {}", dtype_name(impl_->value.dtype()),
-          impl_->value.shape().str(), dtype_name(value.dtype()), value.shape().str());
+          impl_->value.shape(), dtype_name(value.dtype()), value.shape());
   impl_->value = value;
 }
 
@@ -65,7 +65,7 @@ void Variable::set_grad(const Tensor& grad) const {
   require_defined(defined(), "set_grad");
   require(!grad.defined() || grad.shape() == impl_->value.shape(),
           "Variable::set_grad: gradient shape {} differs from the value's shape {}",
-          grad.defined() ? grad.shape().str() : std::string("-"), impl_->value.shape().str());
+          grad.defined() ? grad.shape().str() : std::string("-"), impl_->value.shape());
   impl_->grad = grad;
 }
 
@@ -123,13 +123,13 @@ void Variable::backward(const Tensor& grad_output, bool retain_graph) const {
   if (grad_output.defined()) {
     require(grad_output.shape() == v.shape(),
             "backward: grad_output has shape {} but the variable has shape {}",
-            grad_output.shape().str(), v.shape().str());
+            grad_output.shape(), v.shape());
     seed = grad_output.to(v.dtype());
   } else {
     require(v.numel() == 1,
             "backward: the variable has shape {} ({} elements); a gradient is implied only for "
             "a single element, pass grad_output",
-            v.shape().str(), v.numel());
+            v.shape(), v.numel());
     seed = Tensor::ones(v.shape(), v.dtype());
   }
   NoGradGuard no_grad;
@@ -183,7 +183,7 @@ void Variable::backward(const Tensor& grad_output, bool retain_graph) const {
       if (!in.requires_grad() || !gi.defined()) continue;
       require(gi.shape() == in.shape(),
               "backward: '{}' returned a gradient of shape {} for input {} of shape {}",
-              node.name, gi.shape().str(), i, in.shape().str());
+              node.name, gi.shape(), i, in.shape());
       auto slot = grads.find(in.impl_.get());
       if (slot == grads.end())
         grads.emplace(in.impl_.get(), gi);

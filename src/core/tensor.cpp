@@ -27,7 +27,7 @@ Shape dense_strides(const Shape& shape, MemoryFormat format) {
   }
   require(rank >= 3 && rank <= 5,
           "channels-last layout needs a rank 3-5 tensor (N, C, spatial...), got shape {}",
-          shape.str());
+          shape);
   take(1);                                  // C fastest
   for (int d = rank - 1; d >= 2; --d) take(d);  // then W, H, D
   take(0);                                  // N slowest
@@ -72,16 +72,16 @@ std::int64_t checked_nbytes(const Shape& shape, DType dtype) {
   const std::int64_t n = shape.numel();
   std::int64_t bytes = 0;
   require(!__builtin_mul_overflow(n, dtype_size(dtype), &bytes),
-          "shape {} of {} needs more bytes than int64 can count", shape.str(), dtype_name(dtype));
+          "shape {} of {} needs more bytes than int64 can count", shape, dtype_name(dtype));
   // Leave headroom for rounding to 64 and for pointer arithmetic.
   require(bytes <= std::numeric_limits<std::int64_t>::max() / 2,
-          "shape {} of {} needs {} bytes, more than can be addressed", shape.str(),
+          "shape {} of {} needs {} bytes, more than can be addressed", shape,
           dtype_name(dtype), bytes);
   const std::int64_t limit = tensor_memory_limit();
   require(limit == 0 || bytes <= limit,
           "shape {} of {} needs {} bytes, over the tensor memory limit of {} bytes "
           "(set_tensor_memory_limit, CONVKIT_MAX_TENSOR_BYTES)",
-          shape.str(), dtype_name(dtype), bytes, limit);
+          shape, dtype_name(dtype), bytes, limit);
   return bytes;
 }
 
@@ -181,7 +181,7 @@ Tensor Tensor::normal(const Shape& shape, double mean, double stddev, std::uint6
 
 Tensor Tensor::from_values(const Shape& shape, const std::vector<double>& values, DType dtype) {
   require(static_cast<std::int64_t>(values.size()) == shape.numel(),
-          "from_values: shape {} holds {} elements but {} values were given", shape.str(),
+          "from_values: shape {} holds {} elements but {} values were given", shape,
           shape.numel(), values.size());
   std::size_t i = 0;
   return filled(shape, dtype, MemoryFormat::Contiguous, [&] { return values[i++]; });
@@ -190,8 +190,8 @@ Tensor Tensor::from_values(const Shape& shape, const std::vector<double>& values
 Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, DType dtype, const Shape& shape,
                             const Shape& strides, std::int64_t offset) {
   require(storage != nullptr, "from_storage: storage is null");
-  require(strides.rank() == shape.rank(), "from_storage: shape {} but strides {}", shape.str(),
-          strides.str());
+  require(strides.rank() == shape.rank(), "from_storage: shape {} but strides {}", shape,
+          strides);
   require(offset >= 0, "from_storage: negative offset {}", offset);
   std::int64_t last = offset;  // largest element offset reached
   if (shape.numel() > 0)
@@ -202,7 +202,7 @@ Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, DType dtype, const
   require(shape.numel() == 0 || last < capacity,
           "from_storage: view {} with strides {} at offset {} reaches element {} but the "
           "storage holds {}",
-          shape.str(), strides.str(), offset, last, capacity);
+          shape, strides, offset, last, capacity);
   Tensor t;
   t.storage_ = std::move(storage);
   t.dtype_ = dtype;
@@ -213,12 +213,12 @@ Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, DType dtype, const
 }
 
 std::int64_t Tensor::size(int d) const {
-  require(d >= 0 && d < dim(), "dimension {} out of range for shape {}", d, shape_.str());
+  require(d >= 0 && d < dim(), "dimension {} out of range for shape {}", d, shape_);
   return shape_[d];
 }
 
 std::int64_t Tensor::stride(int d) const {
-  require(d >= 0 && d < dim(), "dimension {} out of range for shape {}", d, shape_.str());
+  require(d >= 0 && d < dim(), "dimension {} out of range for shape {}", d, shape_);
   return strides_[d];
 }
 
@@ -259,7 +259,7 @@ T& Tensor::at(std::initializer_list<std::int64_t> index) const {
   int d = 0;
   for (std::int64_t i : index) {
     require(i >= 0 && i < shape_[d], "index {} out of range for dimension {} of shape {}", i, d,
-            shape_.str());
+            shape_);
     off += i * strides_[d++];
   }
   return data<T>()[off];
@@ -291,7 +291,7 @@ void Tensor::set(std::initializer_list<std::int64_t> index, double value) const 
 namespace {
 std::int64_t flat_offset(const Tensor& t, std::int64_t pos) {
   require(pos >= 0 && pos < t.numel(), "flat position {} out of range for shape {}", pos,
-          t.shape().str());
+          t.shape());
   const auto idx = unravel(t.shape(), pos);
   std::int64_t off = 0;
   for (int d = 0; d < t.dim(); ++d) off += idx[static_cast<std::size_t>(d)] * t.strides()[d];
@@ -331,7 +331,7 @@ std::vector<double> Tensor::to_vector() const {
 void Tensor::copy_from(const Tensor& src) const {
   require(defined() && src.defined(), "copy_from: undefined tensor");
   require(src.shape() == shape_, "copy_from: source shape {} differs from destination shape {}",
-          src.shape().str(), shape_.str());
+          src.shape(), shape_);
   detail::visit_dtype(dtype_, [&](auto* dtag) {
     using D = std::remove_pointer_t<decltype(dtag)>;
     detail::visit_dtype(src.dtype(), [&](auto* stag) {
@@ -383,21 +383,21 @@ Tensor Tensor::reshape(const std::vector<std::int64_t>& sizes) const {
   std::int64_t known = 1;
   for (std::size_t d = 0; d < sizes.size(); ++d) {
     if (sizes[d] == -1) {
-      require(infer < 0, "reshape {} -> {}: only one size may be -1", shape_.str(), asked);
+      require(infer < 0, "reshape {} -> {}: only one size may be -1", shape_, asked);
       infer = static_cast<int>(d);
     } else {
-      require(sizes[d] >= 0, "reshape {} -> {}: negative size {}", shape_.str(), asked, sizes[d]);
+      require(sizes[d] >= 0, "reshape {} -> {}: negative size {}", shape_, asked, sizes[d]);
       known = checked_mul(known, sizes[d], "reshape");
     }
   }
   if (infer >= 0) {
     require(known > 0 && numel() % known == 0, "reshape {} -> {}: cannot infer the -1 size",
-            shape_.str(), asked);
+            shape_, asked);
     resolved[static_cast<std::size_t>(infer)] = numel() / known;
   }
   const Shape target{std::span<const std::int64_t>(resolved)};
   require(target.numel() == numel(), "reshape {} -> {}: element counts {} and {} differ",
-          shape_.str(), target.str(), numel(), target.numel());
+          shape_, target, numel(), target.numel());
   if (!is_contiguous()) return contiguous().reshape(resolved);
   Tensor t = *this;
   t.shape_ = target;
@@ -406,7 +406,7 @@ Tensor Tensor::reshape(const std::vector<std::int64_t>& sizes) const {
 }
 
 Tensor Tensor::narrow(int d, std::int64_t start, std::int64_t length) const {
-  require(d >= 0 && d < dim(), "narrow: dimension {} out of range for shape {}", d, shape_.str());
+  require(d >= 0 && d < dim(), "narrow: dimension {} out of range for shape {}", d, shape_);
   require(start >= 0 && length >= 0 && start <= shape_[d] - length,
           "narrow: [{}, {} + {}) is outside dimension {} of size {}", start, start, length, d,
           shape_[d]);
@@ -424,8 +424,8 @@ std::string Tensor::str() const {
 
 CloseResult allclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool equal_nan) {
   require(a.defined() && b.defined(), "allclose: undefined tensor");
-  require(a.shape() == b.shape(), "allclose: shapes {} and {} differ", a.shape().str(),
-          b.shape().str());
+  require(a.shape() == b.shape(), "allclose: shapes {} and {} differ", a.shape(),
+          b.shape());
   const std::vector<double> va = a.to_vector(), vb = b.to_vector();
   CloseResult r;
   std::int64_t bad = 0;

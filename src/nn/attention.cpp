@@ -22,9 +22,9 @@ I hidden_width(const char* name, I channels, I reduction) {
 // Refuses anything but (N, channels, H, W), naming the block.
 void require_input(const char* name, const ag::Variable& x, I channels) {
   require(x.defined(), "{}: the input is undefined", name);
-  require(x.dim() == 4, "{}: x must be (N, C, H, W), got shape {}", name, x.shape().str());
+  require(x.dim() == 4, "{}: x must be (N, C, H, W), got shape {}", name, x.shape());
   require(channels < 0 || x.size(1) == channels, "{}: x has {} channels, expected {} (shape {})",
-          name, x.size(1), channels, x.shape().str());
+          name, x.size(1), channels, x.shape());
 }
 
 }  // namespace
@@ -59,7 +59,7 @@ ChannelGate::ChannelGate(I channels, I reduction) : channels_(channels) {
 ag::Variable ChannelGate::weights(const ag::Variable& x) {
   require_input("ChannelGate", x, channels_);
   require(x.size(2) > 0 && x.size(3) > 0, "ChannelGate: x has no pixels (shape {})",
-          x.shape().str());
+          x.shape());
   const ag::Variable avg = (*fc)(ag::mean(x, {2, 3}, true));
   const ag::Variable max = (*fc)(ag::amax(x, {2, 3}, true));
   return ag::sigmoid(ag::add(avg, max));
@@ -76,7 +76,7 @@ SpatialAttention::SpatialAttention(I kernel) {
 
 ag::Variable SpatialAttention::weights(const ag::Variable& x) {
   require_input("SpatialAttention", x, -1);
-  require(x.size(1) > 0, "SpatialAttention: x has no channels (shape {})", x.shape().str());
+  require(x.size(1) > 0, "SpatialAttention: x has no channels (shape {})", x.shape());
   const ag::Variable pooled = ag::concat({ag::mean(x, {1}, true), ag::amax(x, {1}, true)}, 1);
   return ag::sigmoid((*conv1)(pooled));
 }

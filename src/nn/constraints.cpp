@@ -44,10 +44,10 @@ class Symmetric final : public Parametrization {
   explicit Symmetric(Flip flip) : flip_(flip) {}
   ag::Variable forward(const ag::Variable& w) override {
     require(w.dim() >= 3, "symmetric: expects a convolution kernel (out, in, k...), got {}",
-            w.shape().str());
+            w.shape());
     const bool plane = w.dim() >= 4;
     require(plane || flip_ == Flip::LeftRight,
-            "symmetric: up-down symmetry needs a 2-D kernel, got shape {}", w.shape().str());
+            "symmetric: up-down symmetry needs a 2-D kernel, got shape {}", w.shape());
     const I kh = plane ? w.size(w.dim() - 2) : 1, kw = w.size(w.dim() - 1);
     const bool lr = flip_ != Flip::UpDown, ud = flip_ != Flip::LeftRight;
     return ag::tie_mean(w, orbits(kh, kw, [&](I y, I x) {
@@ -72,10 +72,10 @@ class RotationSymmetric final : public Parametrization {
   explicit RotationSymmetric(Rotation r) : rotation_(r) {}
   ag::Variable forward(const ag::Variable& w) override {
     require(w.dim() >= 4, "rotation_symmetric: expects a 2-D convolution kernel, got {}",
-            w.shape().str());
+            w.shape());
     const I kh = w.size(w.dim() - 2), kw = w.size(w.dim() - 1);
     require(kh == kw, "rotation_symmetric: the kernel must be square, got {}x{} (shape {})", kh,
-            kw, w.shape().str());
+            kw, w.shape());
     const I k = kh;
     if (rotation_ == Rotation::Quarter)  // a quarter turn: (y, x) -> (x, k-1-y)
       return ag::tie_mean(w, orbits(k, k, [&](I y, I x) {
@@ -129,8 +129,8 @@ class FixedEntries final : public Parametrization {
   FixedEntries(const Tensor& mask, const Tensor& values) {
     require(mask.defined() && values.defined(), "fixed_entries: mask and values must be defined");
     require(mask.shape() == values.shape(),
-            "fixed_entries: mask {} and values {} must have the same shape", mask.shape().str(),
-            values.shape().str());
+            "fixed_entries: mask {} and values {} must have the same shape", mask.shape(),
+            values.shape());
     convkit::detail::require_same_dtype(mask, values, "fixed_entries", "mask", "values");
     const Tensor m = mask.contiguous().to(DType::F64);
     for (I i = 0; i < m.numel(); ++i) {

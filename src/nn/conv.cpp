@@ -230,7 +230,7 @@ ChannelScale::ChannelScale(std::int64_t channels, bool with_bias) : channels_(ch
 
 ag::Variable ChannelScale::forward(const ag::Variable& x) {
   require(x.dim() >= 2 && x.size(1) == channels_,
-          "ChannelScale: input must be (N, {}, ...), got {}", channels_, x.shape().str());
+          "ChannelScale: input must be (N, {}, ...), got {}", channels_, x.shape());
   std::vector<std::int64_t> bshape(static_cast<std::size_t>(x.dim()), 1);
   bshape[1] = channels_;
   ag::Variable y = ag::mul(x, ag::reshape(param("weight"), bshape));

@@ -22,7 +22,7 @@ ConvParams fold_batch_norm(const ConvParams& conv, const BatchNormParams& bn) {
             what);
     require(t.dim() == 1 && t.numel() == out,
             "{}: the convolution has {} output channels but the BatchNorm's {} has shape {}", who,
-            out, what, t.shape().str());
+            out, what, t.shape());
   };
   check(bn.running_mean, "running_mean", false);
   check(bn.running_var, "running_var", false);

@@ -92,7 +92,7 @@ ConvParams compose_impl(const ConvParams& a, const ConvParams& b, const Names& n
   const int nd = spatial_dims(a.weight, n.who, n.first);
   require(spatial_dims(b.weight, n.who, n.second) == nd,
           "{}: the {} weight {} and the {} weight {} have different spatial dimensions", n.who,
-          n.first, a.weight.shape().str(), n.second, b.weight.shape().str());
+          n.first, a.weight.shape(), n.second, b.weight.shape());
   const DType dtype = result_dtype(a.weight, b.weight, n.who);
   for (const auto* p : {&a, &b}) {
     const char* name = p == &a ? n.first : n.second;

@@ -15,7 +15,7 @@ int spatial_dims(const Tensor& weight, const char* who, const char* what) {
   require(weight.defined(), "{}: {} is undefined", who, what);
   require(weight.dim() >= 3 && weight.dim() <= 5,
           "{}: {} must be (out, in/groups, k...) with 1 to 3 spatial dimensions, got shape {}", who,
-          what, weight.shape().str());
+          what, weight.shape());
   require(is_floating(weight.dtype()), "{}: {} must be F32 or F64, got {}", who, what,
           dtype_name(weight.dtype()));
   return weight.dim() - 2;
@@ -136,7 +136,7 @@ Tensor dense_to_grouped_weight(const Tensor& weight, std::int64_t groups) {
   require(groups > 0, "{}: groups must be > 0, got {}", who, groups);
   require(rows % groups == 0 && cols % groups == 0,
           "{}: groups {} must divide both out {} and in {} (weight shape {})", who, groups, rows,
-          cols, weight.shape().str());
+          cols, weight.shape());
   const std::int64_t taps = weight.numel() / (rows * cols), rows_per_group = rows / groups;
   const std::int64_t cols_per_group = cols / groups;
   std::vector<std::int64_t> shape(weight.shape().begin(), weight.shape().end());

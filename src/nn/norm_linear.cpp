@@ -32,9 +32,9 @@ std::string BatchNorm::type_name() const { return ndims_ == 1 ? "BatchNorm1d" : 
 ag::Variable BatchNorm::forward(const ag::Variable& x) {
   if (ndims_ == 1)
     require(x.dim() == 2 || x.dim() == 3, "BatchNorm1d: input must be (N, C) or (N, C, L), got {}",
-            x.shape().str());
+            x.shape());
   else
-    require(x.dim() == 4, "BatchNorm2d: input must be (N, C, H, W), got {}", x.shape().str());
+    require(x.dim() == 4, "BatchNorm2d: input must be (N, C, H, W), got {}", x.shape());
   require(x.size(1) == options_.features, "{}: input has {} channels, the layer {}", type_name(),
           x.size(1), options_.features);
   const bool use_batch_stats = is_training() || !options_.track_running_stats;
@@ -53,7 +53,7 @@ Linear::Linear(const LinearOpts& options) : options_(options) {
 ag::Variable Linear::forward(const ag::Variable& x) {
   require(x.dim() >= 1 && x.size(x.dim() - 1) == options_.in,
           "Linear: the last input dimension must be {}, got input {}", options_.in,
-          x.shape().str());
+          x.shape());
   return ag::linear(x, param("weight"), param("bias"));
 }
 

@@ -57,7 +57,7 @@ void check_output(Parametrization& p, const Tensor& free, const Tensor& like, co
   const ag::Variable y = p.forward(ag::Variable(free));
   require(y.defined() && y.shape() == like.shape() && y.dtype() == like.dtype(),
           "register_parametrization: {} on {}.{} must keep its shape {} and dtype {}, got {} {}",
-          p.type_name(), m.type_name(), name, like.shape().str(), dtype_name(like.dtype()),
+          p.type_name(), m.type_name(), name, like.shape(), dtype_name(like.dtype()),
           y.defined() ? y.shape().str() : "undefined",
           y.defined() ? dtype_name(y.dtype()) : "");
 }
@@ -88,7 +88,7 @@ void register_parametrization(Module& module, const std::string& name,
   const Tensor free = p->right_inverse(original.value());
   require(free.defined() && free.shape() == original.shape() && free.dtype() == original.dtype(),
           "register_parametrization: {}'s right_inverse must keep {}.{}'s shape {} and dtype {}",
-          p->type_name(), module.type_name(), name, original.shape().str(),
+          p->type_name(), module.type_name(), name, original.shape(),
           dtype_name(original.dtype()));
   check_output(*p, free, original.value(), module, name);
 

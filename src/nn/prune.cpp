@@ -164,7 +164,7 @@ void structured(Module& module, const std::string& name, Amount amount, Structur
                                                                 : 3;
   require(s.rank() >= min_dims, "prune::structured: {} needs a weight of at least {} dimensions, "
           "{} is {}", structure == Structure::Kernels ? "kernel pruning" : "channel pruning",
-          min_dims, label(module, name), s.str());
+          min_dims, label(module, name), s);
   const I numel = p.param.numel();
   const I units = structure == Structure::OutputChannels ? s[0]
                   : structure == Structure::InputChannels ? s[1]
@@ -197,7 +197,7 @@ void custom_mask(Module& module, const std::string& name, const Tensor& mask) {
   require(mask.defined() && mask.shape() == p.param.shape(),
           "prune::custom_mask: mask shape {} does not match {} of shape {}",
           mask.defined() ? mask.shape().str() : "undefined", label(module, name),
-          p.param.shape().str());
+          p.param.shape());
   const Tensor m = mask.contiguous().to(DType::F64);
   for (I i = 0; i < m.numel(); ++i) {
     const double v = m.data<double>()[i];

@@ -77,7 +77,7 @@ void expect(const Tensor& t, const char* role, const Shape& shape, const ConvPro
   require(t.dtype() == p.dtype, "{}: {} has dtype {} but the problem is {}", entry, role,
           dtype_name(t.dtype()), dtype_name(p.dtype));
   require(t.shape() == shape, "{}: {} has shape {} but {} has shape {} (problem {})", entry, role,
-          t.shape().str(), origin, shape.str(), p.str());
+          t.shape(), origin, shape, p);
 }
 
 // Adds bias[c] to every element of channel c of dst.
@@ -242,7 +242,7 @@ Tensor one_call(const Tensor& src, const Tensor& wei, const Tensor& bias, const 
                 bool transposed, int rank, const char* name) {
   require(src.defined(), "{}: src is undefined", name);
   require(src.dim() == rank, "{}: src must have rank {} (N, C, {} spatial), got shape {}", name,
-          rank, rank - 2, src.shape().str());
+          rank, rank - 2, src.shape());
   const ConvProblem p = ConvProblem::make(src, wei, bias, o, transposed);
   return conv_forward(p, src, wei, bias);
 }

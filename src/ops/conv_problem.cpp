@@ -58,9 +58,9 @@ ConvProblem ConvProblem::make(const Shape& src, const Shape& wei, std::optional<
   require(src.rank() >= 3 && src.rank() <= 5,
           "{}: src must have rank 3, 4 or 5 (batch, channels, 1-3 spatial sizes), got shape {} "
           "of rank {}",
-          what, src.str(), src.rank());
+          what, src, src.rank());
   require(wei.rank() == src.rank(), "{}: wei has shape {} of rank {} but src {} has rank {}", what,
-          wei.str(), wei.rank(), src.str(), src.rank());
+          wei, wei.rank(), src, src.rank());
 
   ConvProblem p;
   const int nd = src.rank() - 2;
@@ -85,26 +85,26 @@ ConvProblem ConvProblem::make(const Shape& src, const Shape& wei, std::optional<
     require(p.dilation[static_cast<std::size_t>(i)] > 0, "{}: dilation must be positive, got {}",
             what, dims_str(p.dilation, nd));
     require(p.k[static_cast<std::size_t>(i)] > 0,
-            "{}: kernel sizes must be positive, got wei shape {}", what, wei.str());
+            "{}: kernel sizes must be positive, got wei shape {}", what, wei);
   }
   require(p.g > 0, "{}: groups must be positive, got {}", what, p.g);
   require(p.ic % p.g == 0, "{}: in_channels {} (src shape {}) is not divisible by groups {}", what,
-          p.ic, src.str(), p.g);
+          p.ic, src, p.g);
 
   // Channels: PyTorch's weight layouts. Direct (oc, ic/g, k...); transposed (ic, oc/g, k...).
   if (!transposed) {
     p.oc = wei[0];
     require(p.oc % p.g == 0, "{}: out_channels {} (wei shape {}) is not divisible by groups {}",
-            what, p.oc, wei.str(), p.g);
+            what, p.oc, wei, p.g);
     require(wei[1] == p.ic / p.g,
             "{}: wei shape {} has {} input channels per group, but src has in_channels {} / "
             "groups {} = {}",
-            what, wei.str(), wei[1], p.ic, p.g, p.ic / p.g);
+            what, wei, wei[1], p.ic, p.g, p.ic / p.g);
   } else {
     require(wei[0] == p.ic,
             "{}: wei shape {} has {} in dimension 0, but it must equal src's in_channels {} "
             "(transposed weights are (in, out/groups, k...))",
-            what, wei.str(), wei[0], p.ic);
+            what, wei, wei[0], p.ic);
     p.oc = checked_mul(wei[1], p.g, "conv_transpose out_channels");
   }
   if (bias) {
@@ -195,7 +195,7 @@ ConvProblem ConvProblem::make(const Shape& src, const Shape& wei, std::optional<
     const std::int64_t n = s.numel();
     std::int64_t bytes = 0;
     require(!__builtin_mul_overflow(n, dtype_size(dtype), &bytes),
-            "{}: a tensor of shape {} needs more bytes than int64 can count", what, s.str());
+            "{}: a tensor of shape {} needs more bytes than int64 can count", what, s);
   }
   return p;
 }
@@ -231,7 +231,7 @@ void ConvProblem::validate() const {
   require(rebuilt == *this,
           "ConvProblem {} is inconsistent: its arguments give {}; build problems with "
           "ConvProblem::make",
-          str(), rebuilt.str());
+          str(), rebuilt);
 }
 
 namespace {
@@ -279,3 +279,8 @@ std::string ConvProblem::str() const {
 }
 
 }  // namespace convkit
+
+fmt::format_context::iterator fmt::formatter<convkit::ConvProblem>::format(
+    const convkit::ConvProblem& p, fmt::format_context& ctx) const {
+  return fmt::formatter<std::string_view>::format(p.str(), ctx);
+}

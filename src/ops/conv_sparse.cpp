@@ -28,12 +28,12 @@ const char* format_name(MemoryFormat f) {
 // The problems the sparse path computes; everything else gets a message naming the field.
 void require_supported(const ConvProblem& p, const char* entry) {
   require(!p.transposed, "{}: problem {} is transposed; only direct convolutions have a sparse path",
-          entry, p.str());
+          entry, p);
   require(p.padding_mode == PaddingMode::Zeros,
-          "{}: problem {} pads with mode {}; the sparse path pads with zeros only", entry, p.str(),
+          "{}: problem {} pads with mode {}; the sparse path pads with zeros only", entry, p,
           detail::padding_mode_name(p.padding_mode));
   require(p.dtype == DType::F32, "{}: problem {} has dtype {}; the sparse path is float32 only",
-          entry, p.str(), dtype_name(p.dtype));
+          entry, p, dtype_name(p.dtype));
 }
 
 ConvProblem without_bias(ConvProblem p) {
@@ -50,13 +50,13 @@ SparseConvWeights pack_sparse_weights(const ConvProblem& p, const Tensor& weight
   require(weight.dtype() == DType::F32, "pack_sparse_weights: weight has dtype {} but must be F32",
           dtype_name(weight.dtype()));
   require(weight.shape() == p.wei_shape(),
-          "pack_sparse_weights: weight has shape {} but problem {} needs {}", weight.shape().str(),
-          p.str(), p.wei_shape().str());
+          "pack_sparse_weights: weight has shape {} but problem {} needs {}", weight.shape(),
+          p, p.wei_shape());
   const Tensor w = weight.contiguous();
   const kernels::ConvParams k = detail::dense_kernel_params(p);
   const I cols = k.icg * k.k[0] * k.k[1] * k.k[2];
   require(cols <= INT32_MAX, "pack_sparse_weights: {} weights per output channel exceed the "
-          "packed format's 32-bit column index (problem {})", cols, p.str());
+          "packed format's 32-bit column index (problem {})", cols, p);
   SparseConvWeights sw;
   sw.problem_ = without_bias(p);
   sw.dense_size_ = p.wei_shape().numel();
@@ -81,18 +81,18 @@ Tensor conv_forward_sparse(const ConvProblem& p, const Tensor& src, const Sparse
   require_supported(p, entry);
   require(without_bias(p) == w.problem(),
           "{}: the sparse weights were packed for problem {} ({}) but the call is for problem "
-          "{} ({})", entry, w.problem().str(), format_name(w.problem().format), p.str(),
+          "{} ({})", entry, w.problem(), format_name(w.problem().format), p,
           format_name(p.format));
   require(src.defined(), "{}: src is undefined", entry);
   require(src.dtype() == DType::F32, "{}: src has dtype {} but the problem is F32", entry,
           dtype_name(src.dtype()));
   require(src.shape() == p.src_shape(), "{}: src has shape {} but problem {} needs {}", entry,
-          src.shape().str(), p.str(), p.src_shape().str());
+          src.shape(), p, p.src_shape());
   if (p.has_bias) {
-    require(bias.defined(), "{}: bias is undefined but problem {} has one", entry, p.str());
+    require(bias.defined(), "{}: bias is undefined but problem {} has one", entry, p);
     require(bias.dtype() == DType::F32 && bias.shape() == p.bias_shape(),
             "{}: bias has dtype {} and shape {} but must be F32 with shape {}", entry,
-            dtype_name(bias.dtype()), bias.shape().str(), p.bias_shape().str());
+            dtype_name(bias.dtype()), bias.shape(), p.bias_shape());
   } else {
     require(!bias.defined(), "{}: a bias was given but the problem was built without one", entry);
   }

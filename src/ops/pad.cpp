@@ -69,7 +69,7 @@ struct PadGeometry {
 PadGeometry geometry(const Shape& src, const std::vector<I>& before, const std::vector<I>& after,
                      PaddingMode mode) {
   require(src.rank() >= 3 && src.rank() <= 5,
-          "pad: src must have rank 3-5 (N, C, spatial...), got shape {}", src.str());
+          "pad: src must have rank 3-5 (N, C, spatial...), got shape {}", src);
   PadGeometry g;
   g.nd = src.rank() - 2;
   auto pick = [&](const std::vector<I>& v, const char* name, std::size_t i) {
@@ -147,7 +147,7 @@ Tensor pad_backward(const Tensor& diff_dst, const Shape& src_shape, const std::v
   require(diff_dst.defined(), "pad_backward: diff_dst is undefined");
   const PadGeometry g = geometry(src_shape, before, after, mode);
   require(diff_dst.shape() == g.padded, "pad_backward: diff_dst has shape {}, expected {}",
-          diff_dst.shape().str(), g.padded.str());
+          diff_dst.shape(), g.padded);
   require(is_floating(diff_dst.dtype()), "pad_backward: needs F32 or F64, got {}",
           dtype_name(diff_dst.dtype()));
   // Sums in double in a dense buffer, then rounds once, so the result does not depend on

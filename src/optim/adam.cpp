@@ -87,7 +87,7 @@ void Adam::step() {
     if (!param.grad().defined()) continue;
     require(param.grad().shape() == param.shape(),
             "{}.step: gradient of '{}' has shape {} but the parameter has shape {}", kind(),
-            names()[i], param.grad().shape().str(), param.shape().str());
+            names()[i], param.grad().shape(), param.shape());
     detail::DenseParam dense(param);
     ParamState& s = states()[i];
     if (s.buffers.empty())

@@ -92,7 +92,7 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
     const Tensor* t = take(key);
     require(t != nullptr, "{}.load_state_dict: key '{}' is missing", who_, key);
     require(t->numel() == 1, "{}.load_state_dict: '{}' must hold one number, got shape {}", who_,
-            key, t->shape().str());
+            key, t->shape());
     return t->get_flat(0);
   };
   const double lr = scalar("lr");
@@ -123,7 +123,7 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
       const Tensor& t = *found[b];
       require(t.shape() == value.shape(),
               "{}.load_state_dict: '{}.{}' has shape {} but the parameter has shape {}", who_, name,
-              buffers[b], t.shape().str(), value.shape().str());
+              buffers[b], t.shape(), value.shape());
       require(is_floating(t.dtype()), "{}.load_state_dict: '{}.{}' has dtype {}, not F32/F64", who_,
               name, buffers[b], dtype_name(t.dtype()));
       // A private, contiguous copy in the parameter's dtype (never aliasing the caller's).
@@ -135,7 +135,7 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
       require(step->numel() == 1,
               "{}.load_state_dict: '{}.step' must hold one number, got "
               "shape {}",
-              who_, name, step->shape().str());
+              who_, name, step->shape());
       const double v = step->get_flat(0);
       require(v >= 0 && v == std::floor(v) && v < 9.0e15,
               "{}.load_state_dict: '{}.step' must be a non-negative integer, got {}", who_, name,

@@ -63,7 +63,7 @@ void SGD::step() {
     if (!param.grad().defined()) continue;
     require(param.grad().shape() == param.shape(),
             "SGD.step: gradient of '{}' has shape {} but the parameter has shape {}", names()[i],
-            param.grad().shape().str(), param.shape().str());
+            param.grad().shape(), param.shape());
     detail::DenseParam dense(param);
     ParamState& s = states()[i];
     const bool first = s.buffers.empty();

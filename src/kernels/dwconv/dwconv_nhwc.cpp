@@ -40,6 +40,7 @@
 #include <hwy/highway.h>
 
 #include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
+#include "kernels/dwconv/dwconv_nhwc_k3-inl.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace convkit::kernels {
@@ -64,15 +65,15 @@ class TapList {
     I lo, hi;
   };
 
-  /// A whole kernel row of K taps at unit w stride and dilation: output q, tap k reads the
-  /// block's input column c = q + k, so one load of a column feeds every tap that reads it.
-  /// Columns [c_lo, c_hi) lie inside the image (column c at in + (c - c_lo) * in_step); the
+  /// A whole kernel row of K taps at unit dilation and w stride S: output q, tap k reads the
+  /// block's input column c = S*q + k, so one load of a column feeds every tap that reads it.
+  /// Columns [c_lo, c_hi) lie inside the image (column c at in + (c - c_lo) * step); the
   /// others are padding and read as zero. Tap k's weights are at w + k * w_step (w_step < 0
   /// walks the row backwards, as backward-data needs).
   struct Row {
     const float* in;
     const float* w;
-    I w_step, c_lo, c_hi;
+    I w_step, c_lo, c_hi, step;
   };
 
   explicit TapList(I capacity)
@@ -80,8 +81,8 @@ class TapList {
         edge_(static_cast<std::size_t>(capacity)),
         row_(static_cast<std::size_t>(capacity)) {}
   void Clear() { nf_ = ne_ = nr_ = 0; }
-  void AddRow(const float* in, const float* w, I w_step, I c_lo, I c_hi) {
-    row_[static_cast<std::size_t>(nr_++)] = {in, w, w_step, c_lo, c_hi};
+  void AddRow(const float* in, const float* w, I w_step, I c_lo, I c_hi, I step) {
+    row_[static_cast<std::size_t>(nr_++)] = {in, w, w_step, c_lo, c_hi, step};
   }
   const Row* rows() const { return row_.data(); }
   I row_count() const { return nr_; }
@@ -125,12 +126,46 @@ HWY_INLINE V In(const Channels& ch, const float* px, I v) {
     return ch.Direct(px, v);
 }
 
+/// One kernel row run on a full vector, without tests or masks: output q, tap k reads column
+/// S*q + k; the first column (kLeft) and the last (kRight) may be padding, which adds
+/// nothing, so that the blocks at the edges of a row with one column of padding run here too.
+template <int P, int K, int S, bool kLeft, bool kRight>
+HWY_INLINE void FullRow(const TapList::Row& row, I o0, V (&acc)[P]) {
+  const D d;
+  V w[K];
+  HWY_UNROLL(32)
+  for (int k = 0; k < K; ++k) w[k] = hn::LoadU(d, row.w + k * row.w_step + o0);
+  const float* in = row.in + o0;  // column kLeft
+  constexpr int kColumns = S * (P - 1) + K;
+  HWY_UNROLL(32)
+  for (int c = kLeft; c < kColumns - kRight; ++c) {
+    const V x = hn::LoadU(d, in + (c - kLeft) * row.step);
+    HWY_UNROLL(32)
+    for (int k = 0; k < K; ++k) {
+      if (c - k >= 0 && (c - k) % S == 0 && (c - k) / S < P)
+        acc[(c - k) / S] = hn::MulAdd(x, w[k], acc[(c - k) / S]);
+    }
+  }
+}
+
+/// Which FullRow a block's rows take: 0-3 for kLeft + 2 * kRight, -1 for the checked path.
+/// Every row of a block spans the same columns.
+template <int P, int K, int S>
+int FullRowForm(const TapList& taps, bool vectors_only) {
+  constexpr int kColumns = S * (P - 1) + K;
+  if (K == 0 || !vectors_only || taps.row_count() == 0) return -1;
+  const TapList::Row& row = taps.rows()[0];
+  if (row.c_lo > 1 || row.c_hi < kColumns - 1) return -1;
+  return (row.c_lo == 1 ? 1 : 0) + (row.c_hi == kColumns - 1 ? 2 : 0);
+}
+
 /// Computes the first n (<= P) of P outputs (out + q*out_step) for channel vectors [v0, v1)
-/// from nt taps, starting from bias (null: zero). A tap that reads inside the image for all
-/// P outputs runs unconditionally; edge taps test each output against their range. With
-/// kReduce the o vectors go to scratch[q][o] instead, for the caller to sum over the
-/// multiplier.
-template <int P, int K, bool kMult, bool kSrcIn, bool kReduce>
+/// from nt taps, starting from bias (null: zero). Kernel rows (K > 0) read column S*q + k
+/// for output q and tap k; when every row's columns lie inside the image, full vectors take
+/// FullRow. A tap that reads inside the image for all P outputs runs unconditionally; edge
+/// taps test each output against their range. With kReduce the o vectors go to
+/// scratch[q][o] instead, for the caller to sum over the multiplier.
+template <int P, int K, int S, bool kMult, bool kSrcIn, bool kReduce>
 HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const float* bias,
                       float* out, I out_step, I n, I v0, I v1, float* scratch) {
   const D d;
@@ -138,21 +173,37 @@ HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const 
   const TapList::Full* full = taps.full();
   const TapList::Edge* edge = taps.edge();
   const I nf = taps.full_count(), ne = taps.edge_count();
+  constexpr int kColumns = S * (P - 1) + K;
+  const int form = FullRowForm<P, K, S>(taps, !kMult && nf == 0 && ne == 0);
+  const I full_vectors = ch.o() / L;
   for (I v = v0; v < v1; ++v) {
     const I o0 = v * L;
     V acc[P];
     const V init = bias ? hn::LoadU(d, bias + o0) : hn::Zero(d);
     for (int q = 0; q < P; ++q) acc[q] = init;
-    if constexpr (K > 0) {  // kernel rows: P + K - 1 loads for P * K FMAs
-      for (I r = 0; r < taps.row_count(); ++r) {
-        const TapList::Row& row = taps.rows()[r];
-        V w[K];
-        for (int k = 0; k < K; ++k) w[k] = hn::LoadU(d, row.w + k * row.w_step + o0);
-        for (int c = 0; c < P + K - 1; ++c) {
-          if (c < row.c_lo || c >= row.c_hi) continue;  // padding: adds nothing
-          const V x = In<kMult, kSrcIn>(ch, row.in + (c - row.c_lo) * in_step, v);
-          for (int k = 0; k < K; ++k)
-            if (c - k >= 0 && c - k < P) acc[c - k] = hn::MulAdd(x, w[k], acc[c - k]);
+    if constexpr (K > 0) {  // kernel rows: S*(P-1) + K loads for P * K FMAs
+      if (form >= 0 && v < full_vectors) {
+        for (I r = 0; r < taps.row_count(); ++r) {
+          const TapList::Row& row = taps.rows()[r];
+          switch (form) {
+            case 0: FullRow<P, K, S, false, false>(row, o0, acc); break;
+            case 1: FullRow<P, K, S, true, false>(row, o0, acc); break;
+            case 2: FullRow<P, K, S, false, true>(row, o0, acc); break;
+            default: FullRow<P, K, S, true, true>(row, o0, acc); break;
+          }
+        }
+      } else {
+        for (I r = 0; r < taps.row_count(); ++r) {
+          const TapList::Row& row = taps.rows()[r];
+          V w[K];
+          for (int k = 0; k < K; ++k) w[k] = hn::LoadU(d, row.w + k * row.w_step + o0);
+          for (int c = 0; c < kColumns; ++c) {
+            if (c < row.c_lo || c >= row.c_hi) continue;  // padding: adds nothing
+            const V x = In<kMult, kSrcIn>(ch, row.in + (c - row.c_lo) * row.step, v);
+            for (int k = 0; k < K; ++k)
+              if (c - k >= 0 && (c - k) % S == 0 && (c - k) / S < P)
+                acc[(c - k) / S] = hn::MulAdd(x, w[k], acc[(c - k) / S]);
+          }
         }
       }
     }
@@ -180,25 +231,34 @@ HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const 
 }
 
 /// Block<n> for the block width n (1 to kBlock) chosen at run time.
-template <int K, bool kMult, bool kSrcIn, bool kReduce>
+template <int K, int S, bool kMult, bool kSrcIn, bool kReduce>
 void BlockOf(I n, const Channels& ch, const TapList& taps, I in_step, const float* bias, float* out,
              I out_step, I v0, I v1, float* scratch) {
   WithWidth(n, [&](auto width) {
     constexpr int P = std::min(decltype(width)::value, kBlock);  // n <= kBlock
-    Block<P, K, kMult, kSrcIn, kReduce>(ch, taps, in_step, bias, out, out_step, P, v0, v1, scratch);
+    Block<P, K, S, kMult, kSrcIn, kReduce>(ch, taps, in_step, bias, out, out_step, P, v0, v1,
+                                           scratch);
   });
 }
 
-/// Kernel widths with a row-run form: 3 only. For 5 and 7 the compiler stops unrolling
-/// the column x tap loops, the accumulators leave the registers, and the runs measured about
-/// 2x slower than single taps. Other widths, strides and dilations use single taps.
-inline int RowWidth(const Geo& g) { return g.sw == 1 && g.dw == 1 && g.kw == 3 ? 3 : 0; }
+/// Kernel widths with a row-run form: 3 only, at unit dilation and w stride 1 (and 2 in the
+/// forward pass, where the row reads columns 2q + k). For 5 and 7 the compiler stops
+/// unrolling the column x tap loops, the accumulators leave the registers, and the runs
+/// measured about 2x slower than single taps. Other widths, strides and dilations use single
+/// taps.
+inline int RowWidth(const Geo& g, I max_stride) {
+  return g.sw <= max_stride && g.dw == 1 && g.kw == 3 ? 3 : 0;
+}
 
-/// Calls fn(std::integral_constant<int, K>) for K = RowWidth(g) (0: no row runs).
+/// Calls fn(std::integral_constant<int, K>, std::integral_constant<int, S>) for the row
+/// runs of g: K = RowWidth(g, max_stride) (0: no row runs) and S the w stride they take.
 template <typename Fn>
-void WithRowWidth(const Geo& g, Fn&& fn) {
-  if (RowWidth(g) == 3) return fn(std::integral_constant<int, 3>());
-  return fn(std::integral_constant<int, 0>());
+void WithRowWidth(const Geo& g, I max_stride, Fn&& fn) {
+  if (RowWidth(g, max_stride) == 3) {
+    if (g.sw == 2) return fn(std::integral_constant<int, 3>(), std::integral_constant<int, 2>());
+    return fn(std::integral_constant<int, 3>(), std::integral_constant<int, 1>());
+  }
+  return fn(std::integral_constant<int, 0>(), std::integral_constant<int, 1>());
 }
 
 /// Sums the M adjacent o lanes of each src channel: out[c] = sum_m scratch[c*M + m].
@@ -223,7 +283,7 @@ inline bool ValidRange(I base, I step, I size, I n, I& lo, I& hi) {
   return lo < hi;
 }
 
-template <int K, bool kMult>
+template <int K, int S, bool kMult>
 void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* bias, float* dst,
               TapList& taps) {
   const I chunk = VectorsPerChunk(g, ch.vectors());
@@ -239,12 +299,13 @@ void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* b
         taps.Clear();
         for (I a = kh0; a < kh1; ++a) {
           const float* in_row = src + (oh * g.sh - g.ph + a * g.dh) * g.src_row;
-          if (K > 0) {  // the block's columns ow0 - pw + c, c < n + K - 1
-            const I first = ow0 - g.pw;
-            const I c_lo = std::max<I>(0, -first), c_hi = std::min<I>(n + K - 1, g.iw - first);
+          if (K > 0) {  // the block's columns ow0*S - pw + c, c < S*(n-1) + K
+            const I first = ow0 * S - g.pw;
+            const I c_lo = std::max<I>(0, -first);
+            const I c_hi = std::min<I>(S * (n - 1) + K, g.iw - first);
             if (c_lo < c_hi)
               taps.AddRow(in_row + (first + c_lo) * g.src_px, ch.weights(a * g.kw), ch.op(), c_lo,
-                          c_hi);
+                          c_hi, g.src_px);
             continue;
           }
           for (I b = 0; b < g.kw; ++b) {
@@ -257,7 +318,7 @@ void FwdImage(const Geo& g, const Channels& ch, const float* src, const float* b
         // Step between the src pixels of neighbouring outputs. A stride >= iw leaves each tap
         // one pixel, so the step is never used: clamping it keeps a huge stride from
         // overflowing the product.
-        BlockOf<K, kMult, true, false>(n, ch, taps, std::min(g.sw, g.iw) * g.src_px, bias,
+        BlockOf<K, S, kMult, true, false>(n, ch, taps, std::min(g.sw, g.iw) * g.src_px, bias,
                                        dst + oh * g.dst_row + ow0 * g.dst_px, g.dst_px, v0, v1,
                                        nullptr);
       }
@@ -274,17 +335,28 @@ void Fwd(const ConvParams& p, const float* src, const float* wei, const float* b
     bias_padded.assign(static_cast<std::size_t>(ch.op()), 0.0f);
     std::copy(bias, bias + ch.o(), bias_padded.begin());
   }
+  const float* b = bias ? bias_padded.data() : nullptr;
+  if (TakesK3(g, ch, 2, g.sh)) {
+    const K3Geo k3{g.ih, g.iw, g.oh, g.ow, g.sh, g.ph, g.pw, g.src_row, g.src_px, g.dst_row, g.dst_px};
+    const float* wt[9];
+    for (int t = 0; t < 9; ++t) wt[t] = ch.weights(8 - t);
+    for (I n = 0; n < p.mb; ++n) {
+      const float* x = src + n * p.src_s[0];
+      float* y = dst + n * p.dst_s[0];
+      g.sw == 2 ? Image3<2>(k3, ch, wt, b, x, y) : Image3<1>(k3, ch, wt, b, x, y);
+    }
+    return;
+  }
   TapList taps(g.kh * g.kw);
   for (I n = 0; n < p.mb; ++n) {
     const float* x = src + n * p.src_s[0];
     float* y = dst + n * p.dst_s[0];
-    const float* b = bias ? bias_padded.data() : nullptr;
-    WithRowWidth(g, [&](auto k) {
-      constexpr int K = decltype(k)::value;
+    WithRowWidth(g, 2, [&](auto k, auto s) {
+      constexpr int K = decltype(k)::value, S = decltype(s)::value;
       if (ch.m() > 1)
-        FwdImage<K, true>(g, ch, x, b, y, taps);
+        FwdImage<K, S, true>(g, ch, x, b, y, taps);
       else
-        FwdImage<K, false>(g, ch, x, b, y, taps);
+        FwdImage<K, S, false>(g, ch, x, b, y, taps);
     });
   }
 }
@@ -322,7 +394,7 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, 
               const I c_lo = std::max<I>(0, -first), c_hi = std::min<I>(n + K - 1, g.ow - first);
               if (c_lo < c_hi)
                 taps.AddRow(dy + oh * g.dst_row + (first + c_lo) * g.dst_px,
-                            ch.weights(a * g.kw + g.kw - 1), -ch.op(), c_lo, c_hi);
+                            ch.weights(a * g.kw + g.kw - 1), -ch.op(), c_lo, c_hi, g.dst_px);
               continue;
             }
             for (I k = 0; k < nkw; ++k) {
@@ -336,7 +408,7 @@ void BwdDataImage(const Geo& g, const Channels& ch, const float* dy, float* dx, 
           }
           float* out = row + (r + b0 * g.sw) * g.src_px;
           const I out_step = std::min(g.sw, g.iw) * g.src_px;  // n == 1 when sw >= iw
-          BlockOf<K, false, false, kReduce>(n, ch, taps, g.dst_px, nullptr, out, out_step, v0, v1,
+          BlockOf<K, 1, false, false, kReduce>(n, ch, taps, g.dst_px, nullptr, out, out_step, v0, v1,
                                             scratch);
           if constexpr (kReduce)
             for (I q = 0; q < n; ++q) ReducePixel(ch, scratch + q * ch.op(), out + q * out_step);
@@ -350,13 +422,22 @@ void BwdData(const ConvParams& p, const float* diff_dst, const float* wei, float
   const Geo g = GeoOf(p);
   Channels ch(p, g.kh * g.kw);
   ch.Repack(p, wei);
+  if (TakesK3(g, ch, 1, 1)) {  // the forward of diff_dst with the kernel turned half a turn
+    const K3Geo k3{g.oh,      g.ow,     g.ih,      g.iw,     1,        2 - g.ph,
+                   2 - g.pw,  g.dst_row, g.dst_px, g.src_row, g.src_px};
+    const float* wt[9];
+    for (int t = 0; t < 9; ++t) wt[t] = ch.weights(8 - t);
+    for (I n = 0; n < p.mb; ++n)
+      Image3<1>(k3, ch, wt, nullptr, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
+    return;
+  }
   TapList taps(g.kh * g.kw);
   std::vector<I> kws(static_cast<std::size_t>(g.kw));
   std::vector<float> scratch(ch.m() > 1 ? static_cast<std::size_t>(kBlock * ch.op()) : 0);
   for (I n = 0; n < p.mb; ++n) {
     const float* dy = diff_dst + n * p.dst_s[0];
     float* dx = diff_src + n * p.src_s[0];
-    WithRowWidth(g, [&](auto k) {
+    WithRowWidth(g, 1, [&](auto k, auto) {
       constexpr int K = decltype(k)::value;
       if (ch.m() > 1)
         BwdDataImage<K, true>(g, ch, dy, dx, taps, kws, scratch.data());

@@ -83,6 +83,21 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {20, 2, 4, 30, 3, 7, 1, 1, 1, 3, 1, 1},
       {17, 1, 3, 61, 3, 3, 1, 1, 1, 1, 1, 1},
       {32, 3, 6, 28, 3, 3, 2, 1, 1, 1, 1, 1},
+      // The 3x3 path (multiplier 1, unit dilation): an image smaller than the kernel, only a
+      // tail vector, padding 2 and 3 (backward-data's turned kernel pads 0 and -1), w stride
+      // 2 on odd and even widths, h stride 3, and rows long enough for every block size
+      // (8, 4, 2, 1) between the edge columns.
+      {17, 1, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1},
+      {33, 1, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1},
+      {3, 1, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1},
+      {16, 1, 9, 9, 3, 3, 1, 1, 2, 2, 1, 1},
+      {15, 1, 8, 8, 3, 3, 1, 1, 3, 3, 1, 1},
+      {48, 1, 13, 17, 3, 3, 2, 2, 1, 1, 1, 1},
+      {16, 1, 4, 12, 3, 3, 2, 2, 1, 1, 1, 1},
+      {40, 1, 11, 29, 3, 3, 3, 2, 1, 1, 1, 1},
+      {24, 1, 7, 7, 3, 3, 1, 2, 0, 0, 1, 1},
+      {31, 1, 6, 40, 3, 3, 1, 1, 1, 1, 1, 1},
+      {20, 1, 5, 47, 3, 3, 2, 2, 1, 1, 1, 1},
   };
   std::mt19937_64 rng(3);
   for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {

@@ -1,0 +1,170 @@
+// The channels-last 3x3 path (MobileNet's depthwise layers): forward at w stride 1 or 2, and
+// backward-data at unit stride as the forward of diff_dst with the kernel turned half a turn.
+// Multiplier 1 and unit dilation only; dwconv_nhwc.cpp sends everything else to the tap-list
+// engine.
+//
+// One channel vector walks the whole image, row by row: its input plane is a few KiB of
+// lines C floats apart, so the three rows under the kernel stay in L1 while they slide, each
+// line comes from L2 once, and no tap list is built per block. Along a row, the outputs whose
+// three columns lie inside the row go in register blocks of 8, 4, 2 and 1 that load each
+// column once (S*(P-1) + 3 loads for 3P FMAs per kernel row); the outputs at the edges test
+// each tap, so padding is never read nor multiplied.
+//
+// Included once per SIMD target by dwconv_nhwc.cpp (Highway's foreach_target re-includes
+// it), hence the toggled include guard instead of #pragma once.
+#if defined(CONVKIT_DWCONV_NHWC_K3_INL_) == defined(HWY_TARGET_TOGGLE)
+#ifdef CONVKIT_DWCONV_NHWC_K3_INL_
+#undef CONVKIT_DWCONV_NHWC_K3_INL_
+#else
+#define CONVKIT_DWCONV_NHWC_K3_INL_
+#endif
+
+#include <algorithm>
+
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+#include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace convkit::kernels {
+namespace HWY_NAMESPACE {
+namespace dwnhwc {
+
+/// One 3x3 pass as a forward convolution: `in` is read (src, or diff_dst for backward-data),
+/// `out` written; pads may be negative (backward-data of a padding above 2).
+struct K3Geo {
+  I in_h, in_w, out_h, out_w, sh, ph, pw;
+  I in_row, in_px, out_row, out_px;
+};
+
+/// The 3x3 path takes g when the kernel is 3x3 at unit dilation with multiplier 1, and the w
+/// stride is at most max_sw.
+inline bool TakesK3(const Geo& g, const Channels& ch, I max_sw, I max_sh) {
+  return g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && ch.m() == 1 && g.sw <= max_sw &&
+         g.sh <= max_sh;
+}
+
+/// Loads lane-vector o0 of a pixel: all lanes, or the first `valid` of the tail vector.
+template <bool kTail>
+HWY_INLINE V LoadPx(const float* p, I valid) {
+  if constexpr (kTail)
+    return LoadFirst(p, valid);
+  else
+    return hn::LoadU(D(), p);
+}
+
+template <bool kTail>
+HWY_INLINE void StorePx(V v, float* p, I valid) {
+  if constexpr (kTail)
+    StoreFirst(v, p, valid);
+  else
+    hn::StoreU(v, D(), p);
+}
+
+/// P outputs out + q*out_px whose taps all lie inside their row: rows[a] is kernel row a's
+/// first column (null: the row is padding), w[t] tap t's weights, both at the vector's
+/// channel offset. Output q, tap b reads column SW*q + b.
+template <int P, int SW, bool kTail>
+HWY_INLINE void Run3(const float* const (&rows)[3], const float* const (&w)[9], I in_px, V init,
+                     float* out, I out_px, I valid) {
+  const D d;
+  V acc[P];
+  for (int q = 0; q < P; ++q) acc[q] = init;
+  for (int a = 0; a < 3; ++a) {
+    if (rows[a] == nullptr) continue;
+    const V w0 = hn::LoadU(d, w[a * 3]), w1 = hn::LoadU(d, w[a * 3 + 1]);
+    const V w2 = hn::LoadU(d, w[a * 3 + 2]);
+    const float* in = rows[a];
+    HWY_UNROLL(32)
+    for (int c = 0; c < SW * (P - 1) + 3; ++c) {
+      const V x = LoadPx<kTail>(in + c * in_px, valid);
+      if (c % SW == 0 && c / SW < P) acc[c / SW] = hn::MulAdd(x, w0, acc[c / SW]);
+      if (c >= 1 && (c - 1) % SW == 0 && (c - 1) / SW < P)
+        acc[(c - 1) / SW] = hn::MulAdd(x, w1, acc[(c - 1) / SW]);
+      if (c >= 2 && (c - 2) % SW == 0 && (c - 2) / SW < P)
+        acc[(c - 2) / SW] = hn::MulAdd(x, w2, acc[(c - 2) / SW]);
+    }
+  }
+  for (int q = 0; q < P; ++q) StorePx<kTail>(acc[q], out + q * out_px, valid);
+}
+
+/// One output whose first column `col` may leave the row: each tap tests its column.
+template <bool kTail>
+HWY_INLINE void Edge3(const float* const (&rows)[3], const float* const (&w)[9], I col, I in_w,
+                      I in_px, V init, float* out, I valid) {
+  const D d;
+  V acc = init;
+  for (int a = 0; a < 3; ++a) {
+    if (rows[a] == nullptr) continue;
+    for (int b = 0; b < 3; ++b) {
+      const I c = col + b;
+      if (c < 0 || c >= in_w) continue;
+      acc = hn::MulAdd(LoadPx<kTail>(rows[a] + c * in_px, valid), hn::LoadU(d, w[a * 3 + b]), acc);
+    }
+  }
+  StorePx<kTail>(acc, out, valid);
+}
+
+/// Channel vector o0 (its first `valid` lanes when kTail) of the whole image.
+template <int SW, bool kTail>
+void Plane3(const K3Geo& g, const float* const (&wt)[9], const float* bias, const float* in,
+            float* out, I o0, I valid) {
+  const V init = bias ? LoadPx<kTail>(bias + o0, valid) : hn::Zero(D());
+  const float* w[9];
+  for (int t = 0; t < 9; ++t) w[t] = wt[t] + o0;
+  // Outputs [lo, hi) read only columns inside the row.
+  const I lo = std::min(g.out_w, std::max<I>(0, CeilDiv(g.pw, SW)));
+  const I hi = std::max(lo, std::min(g.out_w, FloorDiv(g.in_w - 3 + g.pw, SW) + 1));
+  for (I oh = 0; oh < g.out_h; ++oh) {
+    const float* base[3];  // column 0 of each kernel row at channel o0
+    for (int a = 0; a < 3; ++a) {
+      const I r = oh * g.sh - g.ph + a;
+      base[a] = r >= 0 && r < g.in_h ? in + r * g.in_row + o0 : nullptr;
+    }
+    float* y = out + oh * g.out_row + o0;
+    // The rows the next output row adds, one line per pixel C floats apart: hardware
+    // prefetchers do not follow such strides across pages.
+    for (I r = oh * g.sh - g.ph + 3; r < std::min(g.in_h, (oh + 1) * g.sh - g.ph + 3); ++r)
+      if (r >= 0)
+        for (I c = 0; c < g.in_w; ++c) hwy::Prefetch(in + r * g.in_row + c * g.in_px + o0);
+    for (I ow = 0; ow < lo; ++ow)
+      Edge3<kTail>(base, w, ow * SW - g.pw, g.in_w, g.in_px, init, y + ow * g.out_px, valid);
+    I ow = lo;
+    auto run = [&](auto width) {
+      constexpr int P = decltype(width)::value;
+      const I first = (ow * SW - g.pw) * g.in_px;  // >= 0 inside [lo, hi)
+      const float* rows[3];
+      for (int a = 0; a < 3; ++a) rows[a] = base[a] ? base[a] + first : nullptr;
+      Run3<P, SW, kTail>(rows, w, g.in_px, init, y + ow * g.out_px, g.out_px, valid);
+      ow += P;
+    };
+    while (ow + 8 <= hi) run(std::integral_constant<int, 8>());
+    if (ow + 4 <= hi) run(std::integral_constant<int, 4>());
+    if (ow + 2 <= hi) run(std::integral_constant<int, 2>());
+    if (ow < hi) run(std::integral_constant<int, 1>());
+    for (ow = hi; ow < g.out_w; ++ow)
+      Edge3<kTail>(base, w, ow * SW - g.pw, g.in_w, g.in_px, init, y + ow * g.out_px, valid);
+  }
+}
+
+/// Every channel vector of one image; wt[t] is tap t's repacked weights (Channels layout).
+template <int SW>
+void Image3(const K3Geo& g, const Channels& ch, const float* const (&wt)[9], const float* bias,
+            const float* in, float* out) {
+  const I L = LanesI();
+  for (I v = 0; v < ch.vectors(); ++v) {
+    const I valid = ch.valid(v);
+    if (valid == L)
+      Plane3<SW, false>(g, wt, bias, in, out, v * L, valid);
+    else
+      Plane3<SW, true>(g, wt, bias, in, out, v * L, valid);
+  }
+}
+
+}  // namespace dwnhwc
+}  // namespace HWY_NAMESPACE
+}  // namespace convkit::kernels
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard
