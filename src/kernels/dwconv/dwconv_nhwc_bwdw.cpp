@@ -131,16 +131,67 @@ void Image(const Geo& g, const Channels& ch, const float* x, const float* dy, fl
   }
 }
 
-/// 3 x 3 kernels at unit w stride and dilation (MobileNet's): all 9 taps of a channel vector
+/// 3 x 3 kernels at any stride and dilation (MobileNet's): all 9 taps of a channel vector
 /// stay in registers for the whole image, each diff_dst load shared by the 9, so small images
 /// (7x7, 14x14) do not pay a call and a flush per output row, kernel row and vector; on large
-/// images the rows go in bands that stay in L2, with one flush per band and vector.
-/// Columns where a tap leaves the row test each tap; rows outside the image are skipped.
-template <bool kMult>
+/// images the rows go in bands that stay in L2, with one flush per band and vector. Output
+/// rows whose three kernel rows all lie inside the image and the columns where every tap
+/// does run without tests (Columns3); the rest test each tap, and padding is never read.
+template <bool kMult, bool kAllRows>
+HWY_INLINE void Columns3(const Geo& g, const Channels& ch, const float* const (&rows)[3],
+                         const float* dy_row, I ow0, I ow1, bool check, I v, V (&sum)[9]) {
+  for (I ow = ow0; ow < ow1; ++ow) {
+    const V dv = ch.Direct(dy_row + ow * g.dst_px, v);
+    const I iw0 = ow * g.sw - g.pw;
+    for (int a = 0; a < 3; ++a) {
+      if (!kAllRows && !rows[a]) continue;
+      for (int b = 0; b < 3; ++b) {
+        const I iw = iw0 + b * g.dw;
+        if (check && (iw < 0 || iw >= g.iw)) continue;
+        sum[a * 3 + b] = hn::MulAdd(dv, ch.Src<kMult>(rows[a] + iw * g.src_px, v), sum[a * 3 + b]);
+      }
+    }
+  }
+}
+
+/// Columns3 at unit stride and dilation, with all three kernel rows inside the image and no
+/// multiplier: the window's columns slide in registers, so a pixel costs 3 src loads and one
+/// diff_dst load for its 9 FMAs.
+HWY_INLINE void Slide3(const Geo& g, const float* const (&rows)[3], const float* dy_row, I ow0,
+                       I ow1, I o0, V (&sum)[9]) {
+  const D d;
+  const I px = g.src_px;
+  const float* r0 = rows[0] + (ow0 - g.pw) * px + o0;
+  const float* r1 = rows[1] + (ow0 - g.pw) * px + o0;
+  const float* r2 = rows[2] + (ow0 - g.pw) * px + o0;
+  V x00 = hn::LoadU(d, r0), x01 = hn::LoadU(d, r0 + px);
+  V x10 = hn::LoadU(d, r1), x11 = hn::LoadU(d, r1 + px);
+  V x20 = hn::LoadU(d, r2), x21 = hn::LoadU(d, r2 + px);
+  const float* y = dy_row + ow0 * g.dst_px + o0;
+  for (I ow = ow0; ow < ow1; ++ow, r0 += px, r1 += px, r2 += px, y += g.dst_px) {
+    const V dv = hn::LoadU(d, y);
+    const V x02 = hn::LoadU(d, r0 + 2 * px), x12 = hn::LoadU(d, r1 + 2 * px);
+    const V x22 = hn::LoadU(d, r2 + 2 * px);
+    sum[0] = hn::MulAdd(dv, x00, sum[0]);
+    sum[1] = hn::MulAdd(dv, x01, sum[1]);
+    sum[2] = hn::MulAdd(dv, x02, sum[2]);
+    sum[3] = hn::MulAdd(dv, x10, sum[3]);
+    sum[4] = hn::MulAdd(dv, x11, sum[4]);
+    sum[5] = hn::MulAdd(dv, x12, sum[5]);
+    sum[6] = hn::MulAdd(dv, x20, sum[6]);
+    sum[7] = hn::MulAdd(dv, x21, sum[7]);
+    sum[8] = hn::MulAdd(dv, x22, sum[8]);
+    x00 = x01, x01 = x02, x10 = x11, x11 = x12, x20 = x21, x21 = x22;
+  }
+}
+
+template <bool kMult, bool kUnit>
 void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy, float* acc) {
   const D d;
   I lo = 0, hi = 0;
   InteriorColumns(g, 0, 3, lo, hi);
+  lo = std::min(lo, g.ow);
+  const I full_vectors = ch.o() / LanesI();
   // Bands of output rows whose src and diff_dst rows (all channels) stay in L2 (~256 KiB)
   // while every channel vector walks them.
   const I row_bytes = (g.sh * g.iw * ch.c() + g.ow * ch.o()) * static_cast<I>(sizeof(float));
@@ -156,21 +207,15 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
         for (int a = 0; a < 3; ++a)
           rows[a] = a >= kh0 && a < kh1 ? x + (oh * g.sh - g.ph + a * g.dh) * g.src_row : nullptr;
         const float* dy_row = dy + oh * g.dst_row;
-        auto column = [&](I ow, bool check) {
-          const V dv = ch.Direct(dy_row + ow * g.dst_px, v);
-          for (int a = 0; a < 3; ++a) {
-            if (!rows[a]) continue;
-            for (int b = 0; b < 3; ++b) {
-              const I iw = ow - g.pw + b;
-              if (check && (iw < 0 || iw >= g.iw)) continue;
-              sum[a * 3 + b] =
-                  hn::MulAdd(dv, ch.Src<kMult>(rows[a] + iw * g.src_px, v), sum[a * 3 + b]);
-            }
-          }
-        };
-        for (I ow = 0; ow < std::min(lo, g.ow); ++ow) column(ow, true);
-        for (I ow = lo; ow < hi; ++ow) column(ow, false);
-        for (I ow = std::max(lo, hi); ow < g.ow; ++ow) column(ow, true);
+        Columns3<kMult, false>(g, ch, rows, dy_row, 0, lo, true, v, sum);
+        const bool all_rows = kh0 == 0 && kh1 == 3;
+        if (kUnit && !kMult && all_rows && v < full_vectors && lo < hi)
+          Slide3(g, rows, dy_row, lo, hi, v * LanesI(), sum);
+        else if (all_rows)
+          Columns3<kMult, true>(g, ch, rows, dy_row, lo, hi, false, v, sum);
+        else
+          Columns3<kMult, false>(g, ch, rows, dy_row, lo, hi, false, v, sum);
+        Columns3<kMult, false>(g, ch, rows, dy_row, std::max(lo, hi), g.ow, true, v, sum);
       }
       const I o0 = v * LanesI();
       for (int t = 0; t < 9; ++t) {
@@ -191,9 +236,14 @@ void BwdWeights(const ConvParams& p, const float* src, const float* diff_dst, fl
     const float* x = src + n * p.src_s[0];
     const float* dy = diff_dst + n * p.dst_s[0];
     const bool unit = g.sw == 1 && g.dw == 1;
-    if (unit && g.kh == 3 && g.kw == 3)
-      ch.m() > 1 ? Image3x3<true>(g, ch, x, dy, image.data())
-                 : Image3x3<false>(g, ch, x, dy, image.data());
+    if (g.kh == 3 && g.kw == 3) {
+      if (ch.m() > 1)
+        Image3x3<true, false>(g, ch, x, dy, image.data());
+      else if (unit)
+        Image3x3<false, true>(g, ch, x, dy, image.data());
+      else
+        Image3x3<false, false>(g, ch, x, dy, image.data());
+    }
     else if (ch.m() > 1)
       unit ? Image<true, true>(g, ch, x, dy, image.data())
            : Image<true, false>(g, ch, x, dy, image.data());
