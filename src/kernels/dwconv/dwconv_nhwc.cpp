@@ -339,7 +339,7 @@ void Fwd(const ConvParams& p, const float* src, const float* wei, const float* b
   if (TakesK3(g, ch, 2, g.sh)) {
     const K3Geo k3{g.ih, g.iw, g.oh, g.ow, g.sh, g.ph, g.pw, g.src_row, g.src_px, g.dst_row, g.dst_px};
     const float* wt[9];
-    for (int t = 0; t < 9; ++t) wt[t] = ch.weights(8 - t);
+    for (int t = 0; t < 9; ++t) wt[t] = ch.weights(t);
     for (I n = 0; n < p.mb; ++n) {
       const float* x = src + n * p.src_s[0];
       float* y = dst + n * p.dst_s[0];

@@ -190,7 +190,8 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
   const D d;
   I lo = 0, hi = 0;
   InteriorColumns(g, 0, 3, lo, hi);
-  lo = std::min(lo, g.ow);
+  lo = std::min(lo, g.ow);  // InteriorColumns may leave [lo, hi) past the row when it is empty
+  hi = std::max(lo, std::min(hi, g.ow));
   const I full_vectors = ch.o() / LanesI();
   // Bands of output rows whose src and diff_dst rows (all channels) stay in L2 (~256 KiB)
   // while every channel vector walks them.
