@@ -62,55 +62,78 @@ HWY_INLINE void StorePx(V v, float* p, I valid) {
     hn::StoreU(v, D(), p);
 }
 
-/// P outputs out + q*out_px whose taps all lie inside their row: rows[a] is kernel row a's
-/// first column (null: the row is padding), w[t] tap t's weights, both at the vector's
-/// channel offset. Output q, tap b reads column SW*q + b.
-template <int P, int SW, bool kTail>
-HWY_INLINE void Run3(const float* const (&rows)[3], const float* const (&w)[9], I in_px, V init,
+/// P outputs out + q*out_px whose taps all lie inside their row, for NV adjacent channel
+/// vectors (L floats apart): rows[a] is kernel row a's first column (null: the row is
+/// padding), w[t] tap t's weights, both at the first vector's channel offset. Output q,
+/// tap b reads column SW*q + b. Two vectors give twice the independent FMA chains: one
+/// output's 9 taps are a chain of 9 dependent FMAs.
+template <int P, int SW, int NV, bool kTail>
+HWY_INLINE void Run3(const float* const (&rows)[3], const float* const (&w)[9], I in_px, const V (&init)[NV],
                      float* out, I out_px, I valid) {
   const D d;
-  V acc[P];
-  for (int q = 0; q < P; ++q) acc[q] = init;
+  const I L = LanesI();
+  V acc[NV][P];
+  for (int u = 0; u < NV; ++u)
+    for (int q = 0; q < P; ++q) acc[u][q] = init[u];
   for (int a = 0; a < 3; ++a) {
     if (rows[a] == nullptr) continue;
-    const V w0 = hn::LoadU(d, w[a * 3]), w1 = hn::LoadU(d, w[a * 3 + 1]);
-    const V w2 = hn::LoadU(d, w[a * 3 + 2]);
+    V w0[NV], w1[NV], w2[NV];
+    for (int u = 0; u < NV; ++u) {
+      w0[u] = hn::LoadU(d, w[a * 3] + u * L);
+      w1[u] = hn::LoadU(d, w[a * 3 + 1] + u * L);
+      w2[u] = hn::LoadU(d, w[a * 3 + 2] + u * L);
+    }
     const float* in = rows[a];
     HWY_UNROLL(32)
     for (int c = 0; c < SW * (P - 1) + 3; ++c) {
-      const V x = LoadPx<kTail>(in + c * in_px, valid);
-      if (c % SW == 0 && c / SW < P) acc[c / SW] = hn::MulAdd(x, w0, acc[c / SW]);
-      if (c >= 1 && (c - 1) % SW == 0 && (c - 1) / SW < P)
-        acc[(c - 1) / SW] = hn::MulAdd(x, w1, acc[(c - 1) / SW]);
-      if (c >= 2 && (c - 2) % SW == 0 && (c - 2) / SW < P)
-        acc[(c - 2) / SW] = hn::MulAdd(x, w2, acc[(c - 2) / SW]);
+      for (int u = 0; u < NV; ++u) {
+        const V x = LoadPx<kTail>(in + c * in_px + u * L, valid);
+        if (c % SW == 0 && c / SW < P) acc[u][c / SW] = hn::MulAdd(x, w0[u], acc[u][c / SW]);
+        if (c >= 1 && (c - 1) % SW == 0 && (c - 1) / SW < P)
+          acc[u][(c - 1) / SW] = hn::MulAdd(x, w1[u], acc[u][(c - 1) / SW]);
+        if (c >= 2 && (c - 2) % SW == 0 && (c - 2) / SW < P)
+          acc[u][(c - 2) / SW] = hn::MulAdd(x, w2[u], acc[u][(c - 2) / SW]);
+      }
     }
   }
-  for (int q = 0; q < P; ++q) StorePx<kTail>(acc[q], out + q * out_px, valid);
+  for (int q = 0; q < P; ++q)
+    for (int u = 0; u < NV; ++u) StorePx<kTail>(acc[u][q], out + q * out_px + u * L, valid);
 }
 
-/// One output whose first column `col` may leave the row: each tap tests its column.
-template <bool kTail>
+/// One output (NV vectors) whose first column `col` may leave the row: each tap tests its
+/// column. The kernel rows go into separate sums, which keeps the dependent chains short.
+template <int NV, bool kTail>
 HWY_INLINE void Edge3(const float* const (&rows)[3], const float* const (&w)[9], I col, I in_w,
-                      I in_px, V init, float* out, I valid) {
+                      I in_px, const V (&init)[NV], float* out, I valid) {
   const D d;
-  V acc = init;
+  const I L = LanesI();
+  V acc[NV][3];
+  for (int u = 0; u < NV; ++u) {
+    acc[u][0] = init[u];
+    acc[u][1] = acc[u][2] = hn::Zero(d);
+  }
   for (int a = 0; a < 3; ++a) {
     if (rows[a] == nullptr) continue;
     for (int b = 0; b < 3; ++b) {
       const I c = col + b;
       if (c < 0 || c >= in_w) continue;
-      acc = hn::MulAdd(LoadPx<kTail>(rows[a] + c * in_px, valid), hn::LoadU(d, w[a * 3 + b]), acc);
+      for (int u = 0; u < NV; ++u)
+        acc[u][a] = hn::MulAdd(LoadPx<kTail>(rows[a] + c * in_px + u * L, valid),
+                               hn::LoadU(d, w[a * 3 + b] + u * L), acc[u][a]);
     }
   }
-  StorePx<kTail>(acc, out, valid);
+  for (int u = 0; u < NV; ++u)
+    StorePx<kTail>(hn::Add(hn::Add(acc[u][0], acc[u][1]), acc[u][2]), out + u * L, valid);
 }
 
-/// Channel vector o0 (its first `valid` lanes when kTail) of the whole image.
-template <int SW, bool kTail>
+/// NV channel vectors from o0 (the first `valid` lanes when kTail) of the whole image.
+template <int SW, int NV, bool kTail>
 void Plane3(const K3Geo& g, const float* const (&wt)[9], const float* bias, const float* in,
             float* out, I o0, I valid) {
-  const V init = bias ? LoadPx<kTail>(bias + o0, valid) : hn::Zero(D());
+  const I L = LanesI();
+  V init[NV];
+  for (int u = 0; u < NV; ++u)
+    init[u] = bias ? LoadPx<kTail>(bias + o0 + u * L, valid) : hn::Zero(D());
   const float* w[9];
   for (int t = 0; t < 9; ++t) w[t] = wt[t] + o0;
   // Outputs [lo, hi) read only columns inside the row.
@@ -123,43 +146,39 @@ void Plane3(const K3Geo& g, const float* const (&wt)[9], const float* bias, cons
       base[a] = r >= 0 && r < g.in_h ? in + r * g.in_row + o0 : nullptr;
     }
     float* y = out + oh * g.out_row + o0;
-    // The rows the next output row adds, one line per pixel C floats apart: hardware
-    // prefetchers do not follow such strides across pages.
-    for (I r = oh * g.sh - g.ph + 3; r < std::min(g.in_h, (oh + 1) * g.sh - g.ph + 3); ++r)
-      if (r >= 0)
-        for (I c = 0; c < g.in_w; ++c) hwy::Prefetch(in + r * g.in_row + c * g.in_px + o0);
     for (I ow = 0; ow < lo; ++ow)
-      Edge3<kTail>(base, w, ow * SW - g.pw, g.in_w, g.in_px, init, y + ow * g.out_px, valid);
+      Edge3<NV, kTail>(base, w, ow * SW - g.pw, g.in_w, g.in_px, init, y + ow * g.out_px, valid);
     I ow = lo;
     auto run = [&](auto width) {
       constexpr int P = decltype(width)::value;
       const I first = (ow * SW - g.pw) * g.in_px;  // >= 0 inside [lo, hi)
       const float* rows[3];
       for (int a = 0; a < 3; ++a) rows[a] = base[a] ? base[a] + first : nullptr;
-      Run3<P, SW, kTail>(rows, w, g.in_px, init, y + ow * g.out_px, g.out_px, valid);
+      Run3<P, SW, NV, kTail>(rows, w, g.in_px, init, y + ow * g.out_px, g.out_px, valid);
       ow += P;
     };
-    while (ow + 8 <= hi) run(std::integral_constant<int, 8>());
-    if (ow + 4 <= hi) run(std::integral_constant<int, 4>());
+    // Register blocks: NV * P accumulators and 3 * NV weights.
+    constexpr int kMaxP = kManyRegs || NV == 1 ? 8 : 4;
+    while (ow + kMaxP <= hi) run(std::integral_constant<int, kMaxP>());
+    if (kMaxP > 4 && ow + 4 <= hi) run(std::integral_constant<int, 4>());
     if (ow + 2 <= hi) run(std::integral_constant<int, 2>());
     if (ow < hi) run(std::integral_constant<int, 1>());
     for (ow = hi; ow < g.out_w; ++ow)
-      Edge3<kTail>(base, w, ow * SW - g.pw, g.in_w, g.in_px, init, y + ow * g.out_px, valid);
+      Edge3<NV, kTail>(base, w, ow * SW - g.pw, g.in_w, g.in_px, init, y + ow * g.out_px, valid);
   }
 }
 
-/// Every channel vector of one image; wt[t] is tap t's repacked weights (Channels layout).
+/// Every channel vector of one image, two at a time; wt[t] is tap t's repacked weights
+/// (Channels layout).
 template <int SW>
 void Image3(const K3Geo& g, const Channels& ch, const float* const (&wt)[9], const float* bias,
             const float* in, float* out) {
   const I L = LanesI();
-  for (I v = 0; v < ch.vectors(); ++v) {
-    const I valid = ch.valid(v);
-    if (valid == L)
-      Plane3<SW, false>(g, wt, bias, in, out, v * L, valid);
-    else
-      Plane3<SW, true>(g, wt, bias, in, out, v * L, valid);
-  }
+  const I full = ch.o() / L;
+  I v = 0;
+  for (; v + 2 <= full; v += 2) Plane3<SW, 2, false>(g, wt, bias, in, out, v * L, L);
+  for (; v < full; ++v) Plane3<SW, 1, false>(g, wt, bias, in, out, v * L, L);
+  if (v < ch.vectors()) Plane3<SW, 1, true>(g, wt, bias, in, out, v * L, ch.valid(v));
 }
 
 }  // namespace dwnhwc
