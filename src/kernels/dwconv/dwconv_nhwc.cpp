@@ -41,6 +41,7 @@
 
 #include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
 #include "kernels/dwconv/dwconv_nhwc_k3-inl.hpp"
+#include "kernels/dwconv/dwconv_nhwc_wide-inl.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace convkit::kernels {
@@ -347,6 +348,17 @@ void Fwd(const ConvParams& p, const float* src, const float* wei, const float* b
     }
     return;
   }
+  if (TakesWide(g, ch)) {
+    const WideGeo wg{{g.ih, g.iw, g.oh, g.ow, 1, g.ph, g.pw, g.src_row, g.src_px, g.dst_row,
+                      g.dst_px},
+                     g.kh,
+                     g.kw};
+    std::vector<const float*> wt(static_cast<std::size_t>(g.kh * g.kw));
+    for (I t = 0; t < g.kh * g.kw; ++t) wt[static_cast<std::size_t>(t)] = ch.weights(t);
+    for (I n = 0; n < p.mb; ++n)
+      WideImage(wg, ch, wt.data(), b, src + n * p.src_s[0], dst + n * p.dst_s[0]);
+    return;
+  }
   TapList taps(g.kh * g.kw);
   for (I n = 0; n < p.mb; ++n) {
     const float* x = src + n * p.src_s[0];
@@ -429,6 +441,18 @@ void BwdData(const ConvParams& p, const float* diff_dst, const float* wei, float
     for (int t = 0; t < 9; ++t) wt[t] = ch.weights(8 - t);
     for (I n = 0; n < p.mb; ++n)
       Image3<1>(k3, ch, wt, nullptr, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
+    return;
+  }
+  if (TakesWide(g, ch)) {  // the forward of diff_dst with the kernel turned half a turn
+    const WideGeo wg{{g.oh, g.ow, g.ih, g.iw, 1, g.kh - 1 - g.ph, g.kw - 1 - g.pw, g.dst_row,
+                      g.dst_px, g.src_row, g.src_px},
+                     g.kh,
+                     g.kw};
+    const I taps = g.kh * g.kw;
+    std::vector<const float*> wt(static_cast<std::size_t>(taps));
+    for (I t = 0; t < taps; ++t) wt[static_cast<std::size_t>(t)] = ch.weights(taps - 1 - t);
+    for (I n = 0; n < p.mb; ++n)
+      WideImage(wg, ch, wt.data(), nullptr, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
     return;
   }
   TapList taps(g.kh * g.kw);

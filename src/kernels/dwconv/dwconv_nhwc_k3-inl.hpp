@@ -21,7 +21,6 @@
 
 #include <algorithm>
 
-#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"

@@ -98,6 +98,16 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {24, 1, 7, 7, 3, 3, 1, 2, 0, 0, 1, 1},
       {31, 1, 6, 40, 3, 3, 1, 1, 1, 1, 1, 1},
       {20, 1, 5, 47, 3, 3, 2, 2, 1, 1, 1, 1},
+      // The wide path (unit stride and dilation, multiplier 1): chunks of taps with a
+      // remainder of every size, kernels wider than the image, blocks of every width along
+      // rows of 29 and 1, a tail vector, and padding past kw - 1 (backward-data's turned
+      // kernel pads negatively).
+      {17, 1, 7, 29, 5, 5, 1, 1, 2, 2, 1, 1},
+      {16, 1, 9, 29, 7, 9, 1, 1, 3, 4, 1, 1},
+      {5, 1, 6, 6, 13, 13, 1, 1, 6, 6, 1, 1},
+      {33, 1, 3, 1, 1, 11, 1, 1, 0, 5, 1, 1},
+      {16, 1, 5, 40, 3, 6, 1, 1, 1, 7, 1, 1},
+      {32, 1, 28, 28, 31, 31, 1, 1, 15, 15, 1, 1},
   };
   std::mt19937_64 rng(3);
   for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
