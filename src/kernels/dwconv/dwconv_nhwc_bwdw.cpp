@@ -95,6 +95,74 @@ void ColumnsAny(const Geo& g, const Channels& ch, const float* x_row, const floa
   });
 }
 
+/// Unit stride and dilation, multiplier 1: taps kw0 .. kw0+KB-1 of kernel row kh for output
+/// row dy_row, summed over the whole row. Steps of U outputs load the U diff_dst pixels and
+/// the U + KB - 1 src columns under them once each, so U*KB FMAs cost 2U + KB - 1 loads;
+/// columns in the padding are skipped with one test each (their taps add nothing), which
+/// makes the rows' edges, most of a row when the kernel is wider than the image, as cheap
+/// as their interior.
+template <int KB, bool kTail>
+HWY_INLINE void SlideColumns(const Geo& g, const float* x_row, const float* dy_row, I kh, I kw0,
+                             I o0, I valid, I op, float* acc) {
+  constexpr int U = 4;
+  const D d;
+  V sum[KB];
+  for (int k = 0; k < KB; ++k) sum[k] = hn::Zero(d);
+  const I px = g.src_px, iw = g.iw;
+  auto step = [&](auto width, I ow) {
+    constexpr int W = decltype(width)::value;
+    V dv[W];
+    for (int u = 0; u < W; ++u) dv[u] = LoadPx<kTail>(dy_row + (ow + u) * g.dst_px + o0, valid);
+    const I col0 = ow - g.pw + kw0;
+    HWY_UNROLL(32)
+    for (int c = 0; c < W + KB - 1; ++c) {
+      const I col = col0 + c;
+      if (col < 0 || col >= iw) continue;
+      const V xv = LoadPx<kTail>(x_row + col * px + o0, valid);
+      HWY_UNROLL(8)
+      for (int u = 0; u < W; ++u)
+        if (c - u >= 0 && c - u < KB) sum[c - u] = hn::MulAdd(dv[u], xv, sum[c - u]);
+    }
+  };
+  // Outputs whose columns all lie in the padding add nothing.
+  const I ow_lo = std::max<I>(0, g.pw - kw0 - (KB - 1)), ow_hi = std::min(g.ow, iw + g.pw - kw0);
+  I ow = ow_lo;
+  for (; ow + U <= ow_hi; ow += U) step(std::integral_constant<int, U>(), ow);
+  for (; ow < ow_hi; ++ow) step(std::integral_constant<int, 1>(), ow);
+  for (int k = 0; k < KB; ++k) {
+    float* a = acc + (kh * g.kw + kw0 + k) * op + o0;
+    hn::StoreU(hn::Add(hn::LoadU(d, a), sum[k]), d, a);
+  }
+}
+
+/// SlideColumns over every kernel row and tap chunk of one image (unit stride and dilation,
+/// multiplier 1), one channel vector at a time over the whole image: a vector's lines of the
+/// kernel window's rows and of one diff_dst row (kh + 1 rows of single lines, C floats
+/// apart) stay in L1 while its chunks sweep them, where all the channels' would not.
+void ImageSlide(const Geo& g, const Channels& ch, const float* x, const float* dy, float* acc) {
+  const I L = LanesI();
+  for (I v = 0; v < ch.vectors(); ++v) {
+    const I valid = ch.valid(v);
+    for (I oh = 0; oh < g.oh; ++oh) {
+      const float* dy_row = dy + oh * g.dst_row;
+      const I kh0 = std::max<I>(0, g.ph - oh), kh1 = std::min<I>(g.kh, g.ih + g.ph - oh);
+      for (I a = kh0; a < kh1; ++a) {
+        const float* x_row = x + (oh - g.ph + a) * g.src_row;
+        for (I kw0 = 0, kb = 0; kw0 < g.kw; kw0 += kb) {
+          kb = g.kw - kw0 >= kMaxKb ? kMaxKb : std::min<I>(8, g.kw - kw0);
+          WithWidth(kb, [&](auto width) {  // kb is 1-8 or kMaxKb
+            constexpr int KB = std::min(decltype(width)::value, kMaxKb);
+            if (valid == L)
+              SlideColumns<KB, false>(g, x_row, dy_row, a, kw0, v * L, valid, ch.op(), acc);
+            else
+              SlideColumns<KB, true>(g, x_row, dy_row, a, kw0, v * L, valid, ch.op(), acc);
+          });
+        }
+      }
+    }
+  }
+}
+
 /// Adds one image's products into acc[tap][o] (taps kh*KW + kw, rows of op floats).
 template <bool kMult, bool kUnit>
 void Image(const Geo& g, const Channels& ch, const float* x, const float* dy, float* acc) {
@@ -245,6 +313,8 @@ void BwdWeights(const ConvParams& p, const float* src, const float* diff_dst, fl
       else
         Image3x3<false, false>(g, ch, x, dy, image.data());
     }
+    else if (unit && g.sh == 1 && g.dh == 1 && ch.m() == 1 && g.kw >= 5)
+      ImageSlide(g, ch, x, dy, image.data());
     else if (ch.m() > 1)
       unit ? Image<true, true>(g, ch, x, dy, image.data())
            : Image<true, false>(g, ch, x, dy, image.data());

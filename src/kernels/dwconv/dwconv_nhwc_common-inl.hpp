@@ -69,6 +69,23 @@ HWY_INLINE V LoadFirst(const float* p, I n) { return dwnchw::LoadFirst(D(), p, n
 /// Stores the first n lanes (0 < n <= L) of v at p; writes nothing past p[n).
 HWY_INLINE void StoreFirst(V v, float* p, I n) { dwnchw::StoreFirst(D(), v, p, n); }
 
+/// Loads one channel vector of a pixel: all lanes, or the first `valid` of the tail vector.
+template <bool kTail>
+HWY_INLINE V LoadPx(const float* p, I valid) {
+  if constexpr (kTail)
+    return LoadFirst(p, valid);
+  else
+    return hn::LoadU(D(), p);
+}
+
+template <bool kTail>
+HWY_INLINE void StorePx(V v, float* p, I valid) {
+  if constexpr (kTail)
+    StoreFirst(v, p, valid);
+  else
+    hn::StoreU(v, D(), p);
+}
+
 /// Output channels o = c*M + m of one call, walked in vectors of L lanes:
 ///   vector v holds o in [v*L, v*L + L); the last one may be partial (o < O only);
 ///   with a multiplier (M > 1) its src lanes are src channels o / M, which `Permuted`

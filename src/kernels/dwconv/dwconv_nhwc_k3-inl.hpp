@@ -44,23 +44,6 @@ inline bool TakesK3(const Geo& g, const Channels& ch, I max_sw, I max_sh) {
          g.sh <= max_sh;
 }
 
-/// Loads lane-vector o0 of a pixel: all lanes, or the first `valid` of the tail vector.
-template <bool kTail>
-HWY_INLINE V LoadPx(const float* p, I valid) {
-  if constexpr (kTail)
-    return LoadFirst(p, valid);
-  else
-    return hn::LoadU(D(), p);
-}
-
-template <bool kTail>
-HWY_INLINE void StorePx(V v, float* p, I valid) {
-  if constexpr (kTail)
-    StoreFirst(v, p, valid);
-  else
-    hn::StoreU(v, D(), p);
-}
-
 /// P outputs out + q*out_px whose taps all lie inside their row, for NV adjacent channel
 /// vectors (L floats apart): rows[a] is kernel row a's first column (null: the row is
 /// padding), w[t] tap t's weights, both at the first vector's channel offset. Output q,
