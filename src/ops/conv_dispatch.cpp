@@ -145,7 +145,7 @@ I group_block_size(const ConvParams& k, I images) {
 // 7x7 depthwise layer it cost as much as the convolution. Otherwise one image per task.
 I images_per_task(I mb, I blocks) {
   const I threads = static_cast<I>(omp_get_max_threads());
-  return blocks == 1 && threads > 0 && mb % threads == 0 ? mb / threads : 1;
+  return blocks == 1 && threads > 0 && mb >= threads && mb % threads == 0 ? mb / threads : 1;
 }
 
 // Runs body(t) for t in [0, tasks) on the OpenMP threads. A single task runs on the calling
