@@ -222,34 +222,87 @@ HWY_INLINE void Columns3(const Geo& g, const Channels& ch, const float* const (&
   }
 }
 
-/// Columns3 at unit stride and dilation, with all three kernel rows inside the image and no
-/// multiplier: the window's columns slide in registers, so a pixel costs 3 src loads and one
+/// Columns3 at w stride SW (1 or 2) and unit dilation, with all three kernel rows inside the
+/// image and no multiplier: the window's columns slide in registers (at stride 2 the last
+/// column of one output is the first of the next), so a pixel costs 3*SW src loads and one
 /// diff_dst load for its 9 FMAs.
+template <int SW>
 HWY_INLINE void Slide3(const Geo& g, const float* const (&rows)[3], const float* dy_row, I ow0,
                        I ow1, I o0, V (&sum)[9]) {
   const D d;
   const I px = g.src_px;
-  const float* r0 = rows[0] + (ow0 - g.pw) * px + o0;
-  const float* r1 = rows[1] + (ow0 - g.pw) * px + o0;
-  const float* r2 = rows[2] + (ow0 - g.pw) * px + o0;
-  V x00 = hn::LoadU(d, r0), x01 = hn::LoadU(d, r0 + px);
-  V x10 = hn::LoadU(d, r1), x11 = hn::LoadU(d, r1 + px);
-  V x20 = hn::LoadU(d, r2), x21 = hn::LoadU(d, r2 + px);
+  const float* r[3];
+  V x0[3], x1[3];
+  for (int a = 0; a < 3; ++a) {
+    r[a] = rows[a] + (ow0 * SW - g.pw) * px + o0;
+    x0[a] = hn::LoadU(d, r[a]);
+    x1[a] = hn::LoadU(d, r[a] + px);
+  }
   const float* y = dy_row + ow0 * g.dst_px + o0;
-  for (I ow = ow0; ow < ow1; ++ow, r0 += px, r1 += px, r2 += px, y += g.dst_px) {
+  for (I ow = ow0; ow < ow1; ++ow, y += g.dst_px) {
     const V dv = hn::LoadU(d, y);
-    const V x02 = hn::LoadU(d, r0 + 2 * px), x12 = hn::LoadU(d, r1 + 2 * px);
-    const V x22 = hn::LoadU(d, r2 + 2 * px);
-    sum[0] = hn::MulAdd(dv, x00, sum[0]);
-    sum[1] = hn::MulAdd(dv, x01, sum[1]);
-    sum[2] = hn::MulAdd(dv, x02, sum[2]);
-    sum[3] = hn::MulAdd(dv, x10, sum[3]);
-    sum[4] = hn::MulAdd(dv, x11, sum[4]);
-    sum[5] = hn::MulAdd(dv, x12, sum[5]);
-    sum[6] = hn::MulAdd(dv, x20, sum[6]);
-    sum[7] = hn::MulAdd(dv, x21, sum[7]);
-    sum[8] = hn::MulAdd(dv, x22, sum[8]);
-    x00 = x01, x01 = x02, x10 = x11, x11 = x12, x20 = x21, x21 = x22;
+    for (int a = 0; a < 3; ++a) {
+      const V x2 = hn::LoadU(d, r[a] + 2 * px);
+      sum[a * 3] = hn::MulAdd(dv, x0[a], sum[a * 3]);
+      sum[a * 3 + 1] = hn::MulAdd(dv, x1[a], sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv, x2, sum[a * 3 + 2]);
+      r[a] += SW * px;
+      if constexpr (SW == 1) {
+        x0[a] = x1[a];
+        x1[a] = x2;
+      } else {
+        x0[a] = x2;
+        if (ow + 1 < ow1) x1[a] = hn::LoadU(d, r[a] + px);
+      }
+    }
+  }
+}
+
+/// A whole output row of a 'same' 3x3 at unit stride (pw = 1, ow = iw >= 2), full vector at
+/// o0, multiplier 1: Slide3 with the two edge pixels folded in (the first has no column to
+/// its left, the last none to its right) and only the kernel rows in kRows (bit a: row a
+/// lies inside the image), so that no pixel of the row takes the tested path.
+template <unsigned kRows>
+HWY_INLINE void SameRow3(const Geo& g, const float* const (&rows)[3], const float* dy_row, I o0,
+                         V (&sum)[9]) {
+  const D d;
+  const I px = g.src_px, n = g.ow;
+  const float* r[3];
+  V xa[3], xb[3];  // columns ow - 1 and ow of each kernel row
+  for (int a = 0; a < 3; ++a) {
+    if (!((kRows >> a) & 1u)) continue;
+    r[a] = rows[a] + o0;
+    xa[a] = hn::LoadU(d, r[a]);
+    xb[a] = hn::LoadU(d, r[a] + px);
+  }
+  const float* y = dy_row + o0;
+  {  // ow = 0: columns 0 and 1
+    const V dv = hn::LoadU(d, y);
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      sum[a * 3 + 1] = hn::MulAdd(dv, xa[a], sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv, xb[a], sum[a * 3 + 2]);
+    }
+  }
+  for (I ow = 1; ow + 1 < n; ++ow) {  // columns ow - 1, ow, ow + 1
+    const V dv = hn::LoadU(d, y + ow * g.dst_px);
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      const V xc = hn::LoadU(d, r[a] + (ow + 1) * px);
+      sum[a * 3] = hn::MulAdd(dv, xa[a], sum[a * 3]);
+      sum[a * 3 + 1] = hn::MulAdd(dv, xb[a], sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv, xc, sum[a * 3 + 2]);
+      xa[a] = xb[a];
+      xb[a] = xc;
+    }
+  }
+  {  // ow = n - 1: columns n - 2 and n - 1
+    const V dv = hn::LoadU(d, y + (n - 1) * g.dst_px);
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      sum[a * 3] = hn::MulAdd(dv, xa[a], sum[a * 3]);
+      sum[a * 3 + 1] = hn::MulAdd(dv, xb[a], sum[a * 3 + 1]);
+    }
   }
 }
 
@@ -261,6 +314,7 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
   lo = std::min(lo, g.ow);  // InteriorColumns may leave [lo, hi) past the row when it is empty
   hi = std::max(lo, std::min(hi, g.ow));
   const I full_vectors = ch.o() / LanesI();
+  const bool same = kUnit && !kMult && g.pw == 1 && g.ow == g.iw && g.iw >= 2;
   // Bands of output rows whose src and diff_dst rows (all channels) stay in L2 (~256 KiB)
   // while every channel vector walks them.
   const I row_bytes = (g.sh * g.iw * ch.c() + g.ow * ch.o()) * static_cast<I>(sizeof(float));
@@ -276,10 +330,27 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
         for (int a = 0; a < 3; ++a)
           rows[a] = a >= kh0 && a < kh1 ? x + (oh * g.sh - g.ph + a * g.dh) * g.src_row : nullptr;
         const float* dy_row = dy + oh * g.dst_row;
-        Columns3<kMult, false>(g, ch, rows, dy_row, 0, lo, true, v, sum);
         const bool all_rows = kh0 == 0 && kh1 == 3;
-        if (kUnit && !kMult && all_rows && v < full_vectors && lo < hi)
-          Slide3(g, rows, dy_row, lo, hi, v * LanesI(), sum);
+        if (same && v < full_vectors) {
+          const unsigned mask = (kh0 == 0 ? 1u : 0u) | (kh0 <= 1 && kh1 >= 2 ? 2u : 0u) |
+                                (kh1 == 3 ? 4u : 0u);
+          if (mask == 7u) {
+            SameRow3<7u>(g, rows, dy_row, v * LanesI(), sum);
+            continue;
+          }
+          if (mask == 6u) {
+            SameRow3<6u>(g, rows, dy_row, v * LanesI(), sum);
+            continue;
+          }
+          if (mask == 3u) {
+            SameRow3<3u>(g, rows, dy_row, v * LanesI(), sum);
+            continue;
+          }
+        }
+        Columns3<kMult, false>(g, ch, rows, dy_row, 0, lo, true, v, sum);
+        if (!kMult && all_rows && g.dw == 1 && g.sw <= 2 && v < full_vectors && lo < hi)
+          g.sw == 1 ? Slide3<1>(g, rows, dy_row, lo, hi, v * LanesI(), sum)
+                    : Slide3<2>(g, rows, dy_row, lo, hi, v * LanesI(), sum);
         else if (all_rows)
           Columns3<kMult, true>(g, ch, rows, dy_row, lo, hi, false, v, sum);
         else
