@@ -108,6 +108,75 @@ HWY_INLINE void Edge3(const float* const (&rows)[3], const float* const (&w)[9],
     StorePx<kTail>(hn::Add(hn::Add(acc[u][0], acc[u][1]), acc[u][2]), out + u * L, valid);
 }
 
+/// A whole output row of a 'same' 3x3 at unit stride (pw = 1, out_w = in_w >= 2) for NV full
+/// vectors, with the kernel rows in kRows (bit a: row a lies inside the image) and all 9*NV
+/// weights in registers: each column, loaded once per kernel row, finishes the output to
+/// its left, adds to the one above it and starts the one to its right, so the row's edges
+/// need no tests and no weight is reloaded along the row.
+template <unsigned kRows, int NV>
+HWY_INLINE void SameRow3(const float* const (&base)[3], const V (&w)[NV][9], const V (&init)[NV],
+                         I n, I in_px, float* y, I out_px) {
+  const I L = LanesI();
+  V prev[NV], cur[NV], next[NV];  // outputs c - 1, c and c + 1 of column c
+  auto column = [&](I c, bool left, bool right) {
+    for (int u = 0; u < NV; ++u) next[u] = init[u];
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      for (int u = 0; u < NV; ++u) {
+        const V x = hn::LoadU(D(), base[a] + c * in_px + u * L);
+        if (left) prev[u] = hn::MulAdd(x, w[u][a * 3 + 2], prev[u]);
+        cur[u] = hn::MulAdd(x, w[u][a * 3 + 1], cur[u]);
+        if (right) next[u] = hn::MulAdd(x, w[u][a * 3], next[u]);
+      }
+    }
+  };
+  for (int u = 0; u < NV; ++u) cur[u] = init[u];
+  column(0, false, true);
+  for (int u = 0; u < NV; ++u) prev[u] = cur[u], cur[u] = next[u];
+  for (I c = 1; c + 1 < n; ++c) {
+    column(c, true, true);
+    for (int u = 0; u < NV; ++u) {
+      hn::StoreU(prev[u], D(), y + (c - 1) * out_px + u * L);
+      prev[u] = cur[u];
+      cur[u] = next[u];
+    }
+  }
+  column(n - 1, true, false);
+  for (int u = 0; u < NV; ++u) {
+    hn::StoreU(prev[u], D(), y + (n - 2) * out_px + u * L);
+    hn::StoreU(cur[u], D(), y + (n - 1) * out_px + u * L);
+  }
+}
+
+/// SameRow3 at w stride 2 (pw = 1, out_w = (in_w + 1) / 2): output o reads columns 2o - 1,
+/// 2o and 2o + 1, so each odd column finishes one output and starts the next; the first
+/// output has no column to its left, and the last none to its right when in_w is odd.
+template <unsigned kRows, int NV>
+HWY_INLINE void SameRow3S2(const float* const (&base)[3], const V (&w)[NV][9], const V (&init)[NV],
+                           I in_w, I out_w, I in_px, float* y, I out_px) {
+  const I L = LanesI();
+  V acc[NV], next[NV];
+  for (int u = 0; u < NV; ++u) next[u] = init[u];
+  auto output = [&](I o, bool has_right, bool starts_next) {
+    for (int u = 0; u < NV; ++u) acc[u] = next[u], next[u] = init[u];
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      for (int u = 0; u < NV; ++u) {
+        const float* px = base[a] + 2 * o * in_px + u * L;
+        acc[u] = hn::MulAdd(hn::LoadU(D(), px), w[u][a * 3 + 1], acc[u]);
+        if (has_right) {
+          const V x = hn::LoadU(D(), px + in_px);
+          acc[u] = hn::MulAdd(x, w[u][a * 3 + 2], acc[u]);
+          if (starts_next) next[u] = hn::MulAdd(x, w[u][a * 3], next[u]);
+        }
+      }
+    }
+    for (int u = 0; u < NV; ++u) hn::StoreU(acc[u], D(), y + o * out_px + u * L);
+  };
+  for (I o = 0; o + 1 < out_w; ++o) output(o, true, true);
+  output(out_w - 1, 2 * out_w <= in_w, false);
+}
+
 /// NV channel vectors from o0 (the first `valid` lanes when kTail) of the whole image.
 template <int SW, int NV, bool kTail>
 void Plane3(const K3Geo& g, const float* const (&wt)[9], const float* bias, const float* in,
@@ -121,6 +190,12 @@ void Plane3(const K3Geo& g, const float* const (&wt)[9], const float* bias, cons
   // Outputs [lo, hi) read only columns inside the row.
   const I lo = std::min(g.out_w, std::max<I>(0, CeilDiv(g.pw, SW)));
   const I hi = std::max(lo, std::min(g.out_w, FloorDiv(g.in_w - 3 + g.pw, SW) + 1));
+  const bool same = !kTail && g.pw == 1 && g.in_w >= 2 &&
+                    g.out_w == (SW == 1 ? g.in_w : (g.in_w + 1) / 2);
+  V wv[NV][9];
+  if (same)
+    for (int u = 0; u < NV; ++u)
+      for (int t = 0; t < 9; ++t) wv[u][t] = hn::LoadU(D(), w[t] + u * L);
   for (I oh = 0; oh < g.out_h; ++oh) {
     const float* base[3];  // column 0 of each kernel row at channel o0
     for (int a = 0; a < 3; ++a) {
@@ -128,6 +203,22 @@ void Plane3(const K3Geo& g, const float* const (&wt)[9], const float* bias, cons
       base[a] = r >= 0 && r < g.in_h ? in + r * g.in_row + o0 : nullptr;
     }
     float* y = out + oh * g.out_row + o0;
+    if (same) {
+      const unsigned rows = (base[0] ? 1u : 0u) | (base[1] ? 2u : 0u) | (base[2] ? 4u : 0u);
+      auto row = [&](auto kept) {
+        constexpr unsigned kRows = decltype(kept)::value;
+        if constexpr (SW == 1)
+          SameRow3<kRows, NV>(base, wv, init, g.in_w, g.in_px, y, g.out_px);
+        else
+          SameRow3S2<kRows, NV>(base, wv, init, g.in_w, g.out_w, g.in_px, y, g.out_px);
+      };
+      if (rows == 7u || rows == 6u || rows == 3u) {
+        rows == 7u   ? row(std::integral_constant<unsigned, 7u>())
+        : rows == 6u ? row(std::integral_constant<unsigned, 6u>())
+                     : row(std::integral_constant<unsigned, 3u>());
+        continue;
+      }
+    }
     for (I ow = 0; ow < lo; ++ow)
       Edge3<NV, kTail>(base, w, ow * SW - g.pw, g.in_w, g.in_px, init, y + ow * g.out_px, valid);
     I ow = lo;
