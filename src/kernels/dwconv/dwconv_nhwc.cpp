@@ -434,6 +434,13 @@ void BwdData(const ConvParams& p, const float* diff_dst, const float* wei, float
   const Geo g = GeoOf(p);
   Channels ch(p, g.kh * g.kw);
   ch.Repack(p, wei);
+  if (TakesK3(g, ch, 2, g.sh) && g.sw == 2 && g.pw == 1 && g.iw >= 2 && g.ow == (g.iw + 1) / 2) {
+    const float* wt[9];
+    for (int t = 0; t < 9; ++t) wt[t] = ch.weights(t);
+    for (I n = 0; n < p.mb; ++n)
+      ImageS2BwdData(g, ch, wt, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
+    return;
+  }
   if (TakesK3(g, ch, 1, 1)) {  // the forward of diff_dst with the kernel turned half a turn
     const K3Geo k3{g.oh,      g.ow,     g.ih,      g.iw,     1,        2 - g.ph,
                    2 - g.pw,  g.dst_row, g.dst_px, g.src_row, g.src_px};

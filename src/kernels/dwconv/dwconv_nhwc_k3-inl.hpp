@@ -254,6 +254,64 @@ void Image3(const K3Geo& g, const Channels& ch, const float* const (&wt)[9], con
   if (v < ch.vectors()) Plane3<SW, 1, true>(g, wt, bias, in, out, v * L, ch.valid(v));
 }
 
+/// Backward-data of a 'same' 3x3 at w stride 2 (pw = 1, ow = (iw + 1) / 2), multiplier 1:
+/// diff_src column 2o takes diff_dst column o through tap 1, column 2o + 1 takes column o
+/// through tap 2 and column o + 1 through tap 0; the kernel rows reaching diff_src row ih
+/// are those with ih + ph - a a multiple of sh. Each diff_dst column is loaded once per
+/// kernel row; nothing in the padding is read or multiplied.
+template <int NV, bool kTail>
+void PlaneS2BwdData(const Geo& g, const float* const (&wt)[9], const float* dy, float* dx, I o0,
+                    I valid) {
+  const D d;
+  const I L = LanesI();
+  V wv[NV][9];
+  for (int u = 0; u < NV; ++u)
+    for (int t = 0; t < 9; ++t) wv[u][t] = hn::LoadU(d, wt[t] + o0 + u * L);
+  for (I ih = 0; ih < g.ih; ++ih) {
+    const float* rows[3];
+    int ka[3];
+    int nr = 0;
+    for (int a = 0; a < 3; ++a) {
+      const I t = ih + g.ph - a;
+      if (t < 0 || t % g.sh != 0 || t / g.sh >= g.oh) continue;
+      rows[nr] = dy + t / g.sh * g.dst_row + o0;
+      ka[nr++] = a;
+    }
+    float* y = dx + ih * g.src_row + o0;
+    for (I o = 0; o < g.ow; ++o) {
+      V even[NV], odd[NV];
+      for (int u = 0; u < NV; ++u) even[u] = odd[u] = hn::Zero(d);
+      const bool next = o + 1 < g.ow;
+      for (int r = 0; r < nr; ++r) {
+        const int a = ka[r];
+        for (int u = 0; u < NV; ++u) {
+          const V x = LoadPx<kTail>(rows[r] + o * g.dst_px + u * L, valid);
+          even[u] = hn::MulAdd(x, wv[u][a * 3 + 1], even[u]);
+          odd[u] = hn::MulAdd(x, wv[u][a * 3 + 2], odd[u]);
+          if (next)
+            odd[u] = hn::MulAdd(LoadPx<kTail>(rows[r] + (o + 1) * g.dst_px + u * L, valid),
+                                wv[u][a * 3], odd[u]);
+        }
+      }
+      for (int u = 0; u < NV; ++u) {
+        StorePx<kTail>(even[u], y + 2 * o * g.src_px + u * L, valid);
+        if (2 * o + 1 < g.iw) StorePx<kTail>(odd[u], y + (2 * o + 1) * g.src_px + u * L, valid);
+      }
+    }
+  }
+}
+
+/// PlaneS2BwdData over every channel vector of one image, two at a time.
+inline void ImageS2BwdData(const Geo& g, const Channels& ch, const float* const (&wt)[9],
+                           const float* dy, float* dx) {
+  const I L = LanesI();
+  const I full = ch.o() / L;
+  I v = 0;
+  for (; v + 2 <= full; v += 2) PlaneS2BwdData<2, false>(g, wt, dy, dx, v * L, L);
+  for (; v < full; ++v) PlaneS2BwdData<1, false>(g, wt, dy, dx, v * L, L);
+  if (v < ch.vectors()) PlaneS2BwdData<1, true>(g, wt, dy, dx, v * L, ch.valid(v));
+}
+
 }  // namespace dwnhwc
 }  // namespace HWY_NAMESPACE
 }  // namespace convkit::kernels

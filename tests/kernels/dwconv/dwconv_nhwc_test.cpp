@@ -105,6 +105,7 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {16, 1, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1},
       {48, 1, 3, 2, 3, 3, 1, 1, 1, 1, 1, 1},
       {16, 1, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1},
+      {33, 1, 11, 11, 3, 3, 3, 2, 1, 1, 1, 1},
       // The wide path (unit stride and dilation, multiplier 1): chunks of taps with a
       // remainder of every size, kernels wider than the image, blocks of every width along
       // rows of 29 and 1, a tail vector, and padding past kw - 1 (backward-data's turned
