@@ -284,7 +284,26 @@ HWY_INLINE void SameRow3(const Geo& g, const float* const (&rows)[3], const floa
       sum[a * 3 + 2] = hn::MulAdd(dv, xb[a], sum[a * 3 + 2]);
     }
   }
-  for (I ow = 1; ow + 1 < n; ++ow) {  // columns ow - 1, ow, ow + 1
+  // Pixels in pairs, the second into its own sums: two FMA chains per tap.
+  V odd[9];
+  for (int t = 0; t < 9; ++t) odd[t] = hn::Zero(d);
+  I ow = 1;
+  for (; ow + 2 < n; ow += 2) {  // pixels ow and ow + 1: columns ow - 1 .. ow + 2
+    const V dv0 = hn::LoadU(d, y + ow * g.dst_px), dv1 = hn::LoadU(d, y + (ow + 1) * g.dst_px);
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      const V xc = hn::LoadU(d, r[a] + (ow + 1) * px), xd = hn::LoadU(d, r[a] + (ow + 2) * px);
+      sum[a * 3] = hn::MulAdd(dv0, xa[a], sum[a * 3]);
+      sum[a * 3 + 1] = hn::MulAdd(dv0, xb[a], sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv0, xc, sum[a * 3 + 2]);
+      odd[a * 3] = hn::MulAdd(dv1, xb[a], odd[a * 3]);
+      odd[a * 3 + 1] = hn::MulAdd(dv1, xc, odd[a * 3 + 1]);
+      odd[a * 3 + 2] = hn::MulAdd(dv1, xd, odd[a * 3 + 2]);
+      xa[a] = xc;
+      xb[a] = xd;
+    }
+  }
+  for (; ow + 1 < n; ++ow) {  // columns ow - 1, ow, ow + 1
     const V dv = hn::LoadU(d, y + ow * g.dst_px);
     for (int a = 0; a < 3; ++a) {
       if (!((kRows >> a) & 1u)) continue;
@@ -296,6 +315,7 @@ HWY_INLINE void SameRow3(const Geo& g, const float* const (&rows)[3], const floa
       xb[a] = xc;
     }
   }
+  for (int t = 0; t < 9; ++t) sum[t] = hn::Add(sum[t], odd[t]);
   {  // ow = n - 1: columns n - 2 and n - 1
     const V dv = hn::LoadU(d, y + (n - 1) * g.dst_px);
     for (int a = 0; a < 3; ++a) {
