@@ -91,7 +91,16 @@ inline constexpr ConvKernel<float> kDwconvKernels[] = {
      dwconv_nchw_large_bwd_data_hwy, nullptr},
     {"dwconv2d_f32_nchw__hwy", dwconv_nchw_generic_supports, dwconv_nchw_generic_fwd_hwy,
      dwconv_nchw_generic_bwd_data_hwy, nullptr},
-    // Channels-last, every pass, any kernel, stride and dilation (dwconv_nhwc*.cpp).
+    // Channels-last (dwconv_nhwc*.cpp): MobileNet's 3x3 layers and wide kernels at unit
+    // stride first, then the tap-list engine for every kernel, stride and dilation.
+    {"dwconv2d_f32_nhwc_bwdw_k3__hwy", dwconv_nhwc_bwdw_k3_supports, nullptr, nullptr,
+     dwconv_nhwc_bwdw_k3_hwy},
+    {"dwconv2d_f32_nhwc_bwdw_wide__hwy", dwconv_nhwc_bwdw_wide_supports, nullptr, nullptr,
+     dwconv_nhwc_bwdw_wide_hwy},
+    {"dwconv2d_f32_nhwc_k3__hwy", dwconv_nhwc_k3_supports, dwconv_nhwc_k3_fwd_hwy,
+     dwconv_nhwc_k3_bwd_data_hwy, nullptr},
+    {"dwconv2d_f32_nhwc_wide__hwy", dwconv_nhwc_wide_supports, dwconv_nhwc_wide_fwd_hwy,
+     dwconv_nhwc_wide_bwd_data_hwy, nullptr},
     {"dwconv2d_f32_nhwc__hwy", dwconv_nhwc_supports, dwconv_nhwc_fwd_hwy, dwconv_nhwc_bwd_data_hwy,
      dwconv_nhwc_bwd_weights_hwy},
 };

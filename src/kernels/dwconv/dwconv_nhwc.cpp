@@ -1,6 +1,8 @@
 // Depthwise forward and backward-data for channels-last tensors (NHWC / NWC), float32:
 // one tap-list engine vectorized along the channels, compiled for AVX2, AVX-512 and a
-// portable fallback, chosen at run time.
+// portable fallback, chosen at run time. It takes every kernel, stride, dilation and
+// multiplier; MobileNet's 3x3 layers and wide kernels at unit stride have faster entries of
+// their own (dwconv_nhwc_k3.cpp, dwconv_nhwc_wide.cpp).
 //
 // Memory walked (channels innermost, pixels and rows at any stride):
 //   src  [n][ih][iw][c]        c < C
@@ -40,8 +42,6 @@
 #include <hwy/highway.h>
 
 #include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
-#include "kernels/dwconv/dwconv_nhwc_k3-inl.hpp"
-#include "kernels/dwconv/dwconv_nhwc_wide-inl.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace convkit::kernels {
@@ -331,38 +331,12 @@ void Fwd(const ConvParams& p, const float* src, const float* wei, const float* b
   const Geo g = GeoOf(p);
   Channels ch(p, g.kh * g.kw);
   ch.Repack(p, wei);
-  std::vector<float> bias_padded;
-  if (bias) {
-    bias_padded.assign(static_cast<std::size_t>(ch.op()), 0.0f);
-    std::copy(bias, bias + ch.o(), bias_padded.begin());
-  }
-  const float* b = bias ? bias_padded.data() : nullptr;
-  if (TakesK3(g, ch, 2, g.sh)) {
-    const K3Geo k3{g.ih, g.iw, g.oh, g.ow, g.sh, g.ph, g.pw, g.src_row, g.src_px, g.dst_row, g.dst_px};
-    const float* wt[9];
-    for (int t = 0; t < 9; ++t) wt[t] = ch.weights(t);
-    for (I n = 0; n < p.mb; ++n) {
-      const float* x = src + n * p.src_s[0];
-      float* y = dst + n * p.dst_s[0];
-      g.sw == 2 ? Image3<2>(k3, ch, wt, b, x, y) : Image3<1>(k3, ch, wt, b, x, y);
-    }
-    return;
-  }
-  if (TakesWide(g, ch)) {
-    const WideGeo wg{{g.ih, g.iw, g.oh, g.ow, 1, g.ph, g.pw, g.src_row, g.src_px, g.dst_row,
-                      g.dst_px},
-                     g.kh,
-                     g.kw};
-    std::vector<const float*> wt(static_cast<std::size_t>(g.kh * g.kw));
-    for (I t = 0; t < g.kh * g.kw; ++t) wt[static_cast<std::size_t>(t)] = ch.weights(t);
-    for (I n = 0; n < p.mb; ++n)
-      WideImage(wg, ch, wt.data(), b, src + n * p.src_s[0], dst + n * p.dst_s[0]);
-    return;
-  }
+  const std::vector<float> bias_padded = PaddedBias(ch, bias);
   TapList taps(g.kh * g.kw);
   for (I n = 0; n < p.mb; ++n) {
     const float* x = src + n * p.src_s[0];
     float* y = dst + n * p.dst_s[0];
+    const float* b = bias ? bias_padded.data() : nullptr;
     WithRowWidth(g, 2, [&](auto k, auto s) {
       constexpr int K = decltype(k)::value, S = decltype(s)::value;
       if (ch.m() > 1)
@@ -434,34 +408,6 @@ void BwdData(const ConvParams& p, const float* diff_dst, const float* wei, float
   const Geo g = GeoOf(p);
   Channels ch(p, g.kh * g.kw);
   ch.Repack(p, wei);
-  if (TakesK3(g, ch, 2, g.sh) && g.sw == 2 && g.pw == 1 && g.iw >= 2 && g.ow == (g.iw + 1) / 2) {
-    const float* wt[9];
-    for (int t = 0; t < 9; ++t) wt[t] = ch.weights(t);
-    for (I n = 0; n < p.mb; ++n)
-      ImageS2BwdData(g, ch, wt, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
-    return;
-  }
-  if (TakesK3(g, ch, 1, 1)) {  // the forward of diff_dst with the kernel turned half a turn
-    const K3Geo k3{g.oh,      g.ow,     g.ih,      g.iw,     1,        2 - g.ph,
-                   2 - g.pw,  g.dst_row, g.dst_px, g.src_row, g.src_px};
-    const float* wt[9];
-    for (int t = 0; t < 9; ++t) wt[t] = ch.weights(8 - t);
-    for (I n = 0; n < p.mb; ++n)
-      Image3<1>(k3, ch, wt, nullptr, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
-    return;
-  }
-  if (TakesWide(g, ch)) {  // the forward of diff_dst with the kernel turned half a turn
-    const WideGeo wg{{g.oh, g.ow, g.ih, g.iw, 1, g.kh - 1 - g.ph, g.kw - 1 - g.pw, g.dst_row,
-                      g.dst_px, g.src_row, g.src_px},
-                     g.kh,
-                     g.kw};
-    const I taps = g.kh * g.kw;
-    std::vector<const float*> wt(static_cast<std::size_t>(taps));
-    for (I t = 0; t < taps; ++t) wt[static_cast<std::size_t>(t)] = ch.weights(taps - 1 - t);
-    for (I n = 0; n < p.mb; ++n)
-      WideImage(wg, ch, wt.data(), nullptr, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
-    return;
-  }
   TapList taps(g.kh * g.kw);
   std::vector<I> kws(static_cast<std::size_t>(g.kw));
   std::vector<float> scratch(ch.m() > 1 ? static_cast<std::size_t>(kBlock * ch.op()) : 0);

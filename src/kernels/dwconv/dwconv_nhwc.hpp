@@ -24,4 +24,31 @@ void dwconv_nhwc_bwd_data_hwy(const ConvParams& p, const float* diff_dst, const 
 void dwconv_nhwc_bwd_weights_hwy(const ConvParams& p, const float* src, const float* diff_dst,
                                  float* diff_wei);
 
+// The faster strategies for the problems they support (same formulas as above).
+
+/// 3x3, unit dilation, multiplier 1; unit stride with any padding, or w stride 2 with padding 1
+/// and ow = (iw + 1) / 2 (PyTorch's stride-2 'same'). Forward and backward-data.
+bool dwconv_nhwc_k3_supports(const ConvParams& p);
+void dwconv_nhwc_k3_fwd_hwy(const ConvParams& p, const float* src, const float* wei,
+                            const float* bias, float* dst);
+void dwconv_nhwc_k3_bwd_data_hwy(const ConvParams& p, const float* diff_dst, const float* wei,
+                                 float* diff_src);
+
+/// kw >= 5 at unit stride and dilation, multiplier 1. Forward and backward-data.
+bool dwconv_nhwc_wide_supports(const ConvParams& p);
+void dwconv_nhwc_wide_fwd_hwy(const ConvParams& p, const float* src, const float* wei,
+                              const float* bias, float* dst);
+void dwconv_nhwc_wide_bwd_data_hwy(const ConvParams& p, const float* diff_dst, const float* wei,
+                                   float* diff_src);
+
+/// Backward-weights of 3x3 kernels, any stride, dilation and multiplier.
+bool dwconv_nhwc_bwdw_k3_supports(const ConvParams& p);
+void dwconv_nhwc_bwdw_k3_hwy(const ConvParams& p, const float* src, const float* diff_dst,
+                             float* diff_wei);
+
+/// Backward-weights of kw >= 5 at unit stride and dilation, multiplier 1.
+bool dwconv_nhwc_bwdw_wide_supports(const ConvParams& p);
+void dwconv_nhwc_bwdw_wide_hwy(const ConvParams& p, const float* src, const float* diff_dst,
+                               float* diff_wei);
+
 }  // namespace convkit::kernels

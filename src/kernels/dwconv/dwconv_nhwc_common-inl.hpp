@@ -169,6 +169,14 @@ inline Geo GeoOf(const ConvParams& p) {
           p.src_s[3],  p.src_s[4],  p.dst_s[3],    p.dst_s[4]};
 }
 
+/// One pass of the 3x3 and wide strategies as a forward convolution: `in` is read (src, or
+/// diff_dst for backward-data, which runs the kernel turned half a turn), `out` written;
+/// pads may be negative (backward-data of a padding above kw - 1).
+struct PassGeo {
+  I in_h, in_w, out_h, out_w, sh, ph, pw;
+  I in_row, in_px, out_row, out_px;
+};
+
 /// Output columns [lo, hi) whose every tap kw in [k0, k1) reads inside the row: the stretch
 /// that needs no bounds checks (empty when lo >= hi).
 inline void InteriorColumns(const Geo& g, I k0, I k1, I& lo, I& hi) {
@@ -182,6 +190,38 @@ inline void InteriorColumns(const Geo& g, I k0, I k1, I& lo, I& hi) {
 inline I VectorsPerChunk(const Geo& g, I vectors) {
   const I bytes_per_vector = std::max<I>(1, g.kh * g.iw * LanesI() * static_cast<I>(sizeof(float)));
   return std::clamp<I>((I{256} << 10) / bytes_per_vector, 1, vectors);
+}
+
+/// The bias padded with zeros to whole vectors (empty when there is none), so that every
+/// vector's bias is one unmasked load.
+inline std::vector<float> PaddedBias(const Channels& ch, const float* bias) {
+  std::vector<float> padded;
+  if (bias) {
+    padded.assign(static_cast<std::size_t>(ch.op()), 0.0f);
+    std::copy(bias, bias + ch.o(), padded.begin());
+  }
+  return padded;
+}
+
+/// The backward-weights reduction every channels-last strategy shares: image(x, dy, acc) adds
+/// one image's products into acc[tap][o] (taps kh*KW + kw, rows of op floats); the images'
+/// sums go into doubles in image order, so the result does not depend on how the caller cut
+/// the channels into calls, and diff_wei[o][0][kh][kw] is written once at the end.
+template <typename ImageFn>
+void ReduceImages(const ConvParams& p, const Channels& ch, const float* src, const float* diff_dst,
+                  float* diff_wei, ImageFn&& image) {
+  const I taps = p.k[1] * p.k[2];
+  const std::size_t size = static_cast<std::size_t>(taps * ch.op());
+  std::vector<float> acc(size);
+  std::vector<double> total(size);
+  for (I n = 0; n < p.mb; ++n) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    image(src + n * p.src_s[0], diff_dst + n * p.dst_s[0], acc.data());
+    for (std::size_t i = 0; i < size; ++i) total[i] += acc[i];
+  }
+  for (I o = 0; o < ch.o(); ++o)
+    for (I t = 0; t < taps; ++t)
+      diff_wei[o * p.wei_s[0] + t] = static_cast<float>(total[static_cast<std::size_t>(t * ch.op() + o)]);
 }
 
 }  // namespace dwnhwc

@@ -1,11 +1,13 @@
-// The channels-last depthwise kernels against the reference on every SIMD target compiled in
-// (AVX-512, AVX2, scalar), all three passes, on random problems and on the shapes that
-// stress channel tails, multipliers and large windows.
+// The channels-last depthwise kernels (the tap-list engine and the 3x3 and wide strategies)
+// against the reference on every SIMD target compiled in (AVX-512, AVX2, scalar), every pass
+// each implements, on random problems and on the shapes that stress channel tails,
+// multipliers, 'same' rows and large windows.
 #include <gtest/gtest.h>
 
 #include <hwy/targets.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -23,35 +25,53 @@ using kernels::ConvKernel;
 using test::I;
 using test::KernelProblem;
 
-const ConvKernel<float>& nhwc_kernel() {
+// Every channels-last entry of the list: the tap-list engine and the 3x3 and wide strategies.
+std::vector<const ConvKernel<float>*> nhwc_kernels() {
+  std::vector<const ConvKernel<float>*> out;
   for (const auto& k : kernels::conv_kernels<float>())
-    if (std::string(k.name) == "dwconv2d_f32_nhwc__hwy") return k;
-  throw std::logic_error("dwconv2d_f32_nhwc__hwy is not in the list");
+    if (std::string(k.name).rfind("dwconv2d_f32_nhwc", 0) == 0) out.push_back(&k);
+  if (out.size() < 5) throw std::logic_error("the channels-last depthwise kernels are not listed");
+  return out;
 }
 
 TEST(DwconvNhwc, EveryTargetAgreesWithTheReference) {
-  const auto& kernel = nhwc_kernel();
+  const auto kernels = nhwc_kernels();
   const auto& ref = kernels::conv_kernels<float>().back();
-  const int count = test::sweep_size(150, 3000);
+  // At least `count` problems, and more until every strategy has run on `each` of them (the
+  // 3x3 one takes about one draw in twenty).
+  const int count = test::sweep_size(150, 3000), each = test::sweep_size(30, 600);
   std::string targets;
   for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
     targets += std::string(targets.empty() ? "" : " ") + hwy::TargetName(target);
     std::mt19937_64 rng(17);
     int ran = 0;
-    for (int tries = 0; ran < count && tries < 100000; ++tries) {
+    std::map<std::string, int> per_kernel;
+    auto enough = [&] {
+      if (ran < count) return false;
+      for (const auto* kernel : kernels)
+        if (per_kernel[kernel->name] < each) return false;
+      return true;
+    };
+    for (int tries = 0; !enough() && tries < 100000; ++tries) {
       KernelProblem kp = test::random_kernel_problem(rng, test::Family::Depthwise);
       if (kp.nd == 3) continue;
       // Lay every problem out channels-last (the generator draws NCHW too).
       auto& p = kp.p;
       test::detail::lay_out(rng, p.mb, p.g, p.in, true, kp.view, p.src_s, kp.src);
       test::detail::lay_out(rng, p.mb, p.g * p.ocg, p.out, true, kp.view, p.dst_s, kp.dst);
-      if (!kernel.supports(p)) continue;
+      if (!kernels.back()->supports(p)) continue;  // the tap-list engine takes them all
       ++ran;
-      EXPECT_EQ(test::compare_exact(kernel, ref, kp, rng), "")
-          << kp.str() << " (" << hwy::TargetName(target) << ")";
+      for (const auto* kernel : kernels) {
+        if (!kernel->supports(p)) continue;
+        ++per_kernel[kernel->name];
+        EXPECT_EQ(test::compare_exact(*kernel, ref, kp, rng), "")
+            << kernel->name << " on " << kp.str() << " (" << hwy::TargetName(target) << ")";
+      }
     }
-    EXPECT_EQ(ran, count);
+    EXPECT_GE(ran, count);
+    for (const auto* kernel : kernels)
+      EXPECT_GE(per_kernel[kernel->name], each) << kernel->name << " (" << hwy::TargetName(target) << ")";
   }
   hwy::SetSupportedTargetsForTest(0);
   RecordProperty("targets", targets);
@@ -62,7 +82,7 @@ TEST(DwconvNhwc, EveryTargetAgreesWithTheReference) {
 // an edge), stride above the kernel, width 1, and kernel widths around the backward-weights
 // register blocks (8 and 16 columns), and long rows for the kernel-row runs.
 TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
-  const auto& kernel = nhwc_kernel();
+  const auto kernels = nhwc_kernels();
   const auto& ref = kernels::conv_kernels<float>().back();
   const test::DwShape shapes[] = {
       {23, 3, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1},
@@ -123,9 +143,12 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
     for (const test::DwShape& s : shapes) {
       const KernelProblem kp = test::dw_problem(s, true, rng);
       const auto& p = kp.p;
-      ASSERT_TRUE(kernel.supports(p)) << kp.str();
-      EXPECT_EQ(test::compare_exact(kernel, ref, kp, rng), "")
-          << kp.str() << " (" << hwy::TargetName(target) << ")";
+      ASSERT_TRUE(kernels.back()->supports(p)) << kp.str();
+      for (const auto* kernel : kernels) {
+        if (!kernel->supports(p)) continue;
+        EXPECT_EQ(test::compare_exact(*kernel, ref, kp, rng), "")
+            << kernel->name << " on " << kp.str() << " (" << hwy::TargetName(target) << ")";
+      }
     }
   }
   hwy::SetSupportedTargetsForTest(0);

@@ -1,52 +1,49 @@
-// The channels-last path for wide kernels at unit stride and dilation (5x5, 7x7, RepLKNet's
-// 13x13 and 31x31): forward, and backward-data as the forward of diff_dst with the kernel
-// turned half a turn. Multiplier 1 only; dwconv_nhwc.cpp sends everything else to the
-// tap-list engine.
+// Depthwise forward and backward-data for channels-last wide kernels (5x5, 7x7, RepLKNet's
+// 13x13 and 31x31) at unit stride and dilation with multiplier 1, float32.
+//
+// Memory walked (channels innermost, pixels and rows at any stride):
+//   src  [n][ih][iw][c]   dst  [n][oh][ow][c]   wr [tap][c] (repacked per call)
+// The caller guarantees dwconv_nhwc_wide_supports(p); padding is never read nor multiplied.
 //
 // One channel vector walks the image row by row. For a block of P outputs of a row and a
 // chunk of KB taps of one kernel row, the KB weights stay in registers while the P + KB - 1
 // columns under them are loaded once each: P*KB FMAs for P + 2*KB - 1 loads, where one tap
 // at a time costs a load per FMA. Columns in the padding are skipped (a test per column,
-// none per FMA) and kernel rows in the padding are never visited, so padding is neither
-// read nor multiplied.
-//
-// Included once per SIMD target by dwconv_nhwc.cpp (Highway's foreach_target re-includes
-// it), hence the toggled include guard instead of #pragma once.
-#if defined(CONVKIT_DWCONV_NHWC_WIDE_INL_) == defined(HWY_TARGET_TOGGLE)
-#ifdef CONVKIT_DWCONV_NHWC_WIDE_INL_
-#undef CONVKIT_DWCONV_NHWC_WIDE_INL_
-#else
-#define CONVKIT_DWCONV_NHWC_WIDE_INL_
-#endif
+// none per FMA) and kernel rows in the padding are never visited. Backward-data is the
+// forward of diff_dst with the kernel turned half a turn.
+#include "kernels/dwconv/dwconv_nhwc.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS ((HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL) & ~(HWY_BASELINE_TARGETS))
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/dwconv/dwconv_nhwc_wide.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
 #include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
-#include "kernels/dwconv/dwconv_nhwc_k3-inl.hpp"
 
 HWY_BEFORE_NAMESPACE();
 namespace convkit::kernels {
 namespace HWY_NAMESPACE {
-namespace dwnhwc {
+namespace {
+
+using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's helpers
 
 /// Taps per chunk (weights held in registers) and outputs per block (accumulators).
 constexpr int kWideTaps = 5;
 constexpr int kWideBlock = kManyRegs ? 14 : 6;
 
-/// The wide path takes g when the kernel is at least 5 wide at unit stride and dilation,
-/// with multiplier 1.
-inline bool TakesWide(const Geo& g, const Channels& ch) {
-  return g.kw >= 5 && g.sw == 1 && g.sh == 1 && g.dw == 1 && g.dh == 1 && ch.m() == 1;
-}
-
-/// One wide pass as a unit-stride forward convolution of `in` into `out` (K3Geo's fields,
+/// One wide pass as a unit-stride forward convolution of `in` into `out` (PassGeo's fields,
 /// sh = 1) with a kh x kw kernel; pads may be negative.
 struct WideGeo {
-  K3Geo p;
+  PassGeo p;
   I kh, kw;
 };
 
@@ -76,7 +73,7 @@ HWY_INLINE void WideChunk(const float* in, I col0, I in_w, I in_px, const float*
 template <int P, bool kTail>
 HWY_INLINE void WideBlock(const WideGeo& g, const float* const* wt, V init, const float* in,
                           float* out, I oh, I ow0, I o0, I valid) {
-  const K3Geo& p = g.p;
+  const PassGeo& p = g.p;
   V acc[P];
   for (int q = 0; q < P; ++q) acc[q] = init;
   const I a0 = std::max<I>(0, p.ph - oh), a1 = std::min<I>(g.kh, p.in_h + p.ph - oh);
@@ -131,9 +128,62 @@ inline void WideImage(const WideGeo& g, const Channels& ch, const float* const* 
   }
 }
 
-}  // namespace dwnhwc
+void FwdWide(const ConvParams& p, const float* src, const float* wei, const float* bias,
+             float* dst) {
+  const Geo g = GeoOf(p);
+  Channels ch(p, g.kh * g.kw);
+  ch.Repack(p, wei);
+  const std::vector<float> padded = PaddedBias(ch, bias);
+  const WideGeo wg{{g.ih, g.iw, g.oh, g.ow, 1, g.ph, g.pw, g.src_row, g.src_px, g.dst_row, g.dst_px},
+                   g.kh,
+                   g.kw};
+  std::vector<const float*> wt(static_cast<std::size_t>(g.kh * g.kw));
+  for (I t = 0; t < g.kh * g.kw; ++t) wt[static_cast<std::size_t>(t)] = ch.weights(t);
+  for (I n = 0; n < p.mb; ++n)
+    WideImage(wg, ch, wt.data(), bias ? padded.data() : nullptr, src + n * p.src_s[0],
+              dst + n * p.dst_s[0]);
+}
+
+void BwdDataWide(const ConvParams& p, const float* diff_dst, const float* wei, float* diff_src) {
+  const Geo g = GeoOf(p);
+  Channels ch(p, g.kh * g.kw);
+  ch.Repack(p, wei);
+  const WideGeo wg{{g.oh, g.ow, g.ih, g.iw, 1, g.kh - 1 - g.ph, g.kw - 1 - g.pw, g.dst_row,
+                    g.dst_px, g.src_row, g.src_px},
+                   g.kh,
+                   g.kw};
+  const I taps = g.kh * g.kw;
+  std::vector<const float*> wt(static_cast<std::size_t>(taps));
+  for (I t = 0; t < taps; ++t) wt[static_cast<std::size_t>(t)] = ch.weights(taps - 1 - t);
+  for (I n = 0; n < p.mb; ++n)
+    WideImage(wg, ch, wt.data(), nullptr, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
+}
+
+}  // namespace
 }  // namespace HWY_NAMESPACE
 }  // namespace convkit::kernels
 HWY_AFTER_NAMESPACE();
 
-#endif  // include guard
+#if HWY_ONCE
+namespace convkit::kernels {
+
+HWY_EXPORT(FwdWide);
+HWY_EXPORT(BwdDataWide);
+
+bool dwconv_nhwc_wide_supports(const ConvParams& p) {
+  return dwconv_nhwc_supports(p) && p.ocg == 1 && p.k[2] >= 5 && p.stride[1] == 1 &&
+         p.stride[2] == 1 && p.dilation[1] == 1 && p.dilation[2] == 1;
+}
+
+void dwconv_nhwc_wide_fwd_hwy(const ConvParams& p, const float* src, const float* wei,
+                              const float* bias, float* dst) {
+  HWY_DYNAMIC_DISPATCH(FwdWide)(p, src, wei, bias, dst);
+}
+
+void dwconv_nhwc_wide_bwd_data_hwy(const ConvParams& p, const float* diff_dst, const float* wei,
+                                   float* diff_src) {
+  HWY_DYNAMIC_DISPATCH(BwdDataWide)(p, diff_dst, wei, diff_src);
+}
+
+}  // namespace convkit::kernels
+#endif  // HWY_ONCE

@@ -1,26 +1,33 @@
-// The channels-last 3x3 path (MobileNet's depthwise layers): forward at w stride 1 or 2, and
-// backward-data at unit stride as the forward of diff_dst with the kernel turned half a turn.
-// Multiplier 1 and unit dilation only; dwconv_nhwc.cpp sends everything else to the tap-list
-// engine.
+// Depthwise forward and backward-data for channels-last 3x3 kernels (MobileNet's layers),
+// float32, multiplier 1, unit dilation: unit stride with any padding, and w stride 2 with
+// PyTorch's 'same' padding of 1 (any h stride there).
 //
-// One channel vector walks the whole image, row by row: its input plane is a few KiB of
-// lines C floats apart, so the three rows under the kernel stay in L1 while they slide, each
-// line comes from L2 once, and no tap list is built per block. Along a row, the outputs whose
-// three columns lie inside the row go in register blocks of 8, 4, 2 and 1 that load each
-// column once (S*(P-1) + 3 loads for 3P FMAs per kernel row); the outputs at the edges test
-// each tap, so padding is never read nor multiplied.
+// Memory walked (channels innermost, pixels and rows at any stride):
+//   src  [n][ih][iw][c]   dst  [n][oh][ow][c]   wr [tap][c] (repacked per call)
+// The caller guarantees dwconv_nhwc_k3_supports(p); padding is never read nor multiplied.
 //
-// Included once per SIMD target by dwconv_nhwc.cpp (Highway's foreach_target re-includes
-// it), hence the toggled include guard instead of #pragma once.
-#if defined(CONVKIT_DWCONV_NHWC_K3_INL_) == defined(HWY_TARGET_TOGGLE)
-#ifdef CONVKIT_DWCONV_NHWC_K3_INL_
-#undef CONVKIT_DWCONV_NHWC_K3_INL_
-#else
-#define CONVKIT_DWCONV_NHWC_K3_INL_
-#endif
+// Two channel vectors walk the whole image together, row by row: their input plane is a few
+// KiB of lines C floats apart, so the three rows under the kernel stay in L1 while they
+// slide and no tap list is built per block. 'Same' rows stream their columns with all 18
+// weights in registers, each column finishing, adding to and starting outputs (SameRow3,
+// SameRow3S2); other rows go in register blocks of 8, 4, 2 and 1 outputs that load each
+// column once (Run3), with the outputs at the edges testing each tap (Edge3).
+// Backward-data at unit stride is the forward of diff_dst with the kernel turned half a
+// turn; at stride 2 even diff_src columns take one tap and odd ones two (PlaneS2BwdData).
+#include "kernels/dwconv/dwconv_nhwc.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
 
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS ((HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL) & ~(HWY_BASELINE_TARGETS))
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/dwconv/dwconv_nhwc_k3.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
 #include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
@@ -28,21 +35,10 @@
 HWY_BEFORE_NAMESPACE();
 namespace convkit::kernels {
 namespace HWY_NAMESPACE {
-namespace dwnhwc {
+namespace {
 
-/// One 3x3 pass as a forward convolution: `in` is read (src, or diff_dst for backward-data),
-/// `out` written; pads may be negative (backward-data of a padding above 2).
-struct K3Geo {
-  I in_h, in_w, out_h, out_w, sh, ph, pw;
-  I in_row, in_px, out_row, out_px;
-};
+using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's helpers
 
-/// The 3x3 path takes g when the kernel is 3x3 at unit dilation with multiplier 1, and the w
-/// stride is at most max_sw.
-inline bool TakesK3(const Geo& g, const Channels& ch, I max_sw, I max_sh) {
-  return g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && ch.m() == 1 && g.sw <= max_sw &&
-         g.sh <= max_sh;
-}
 
 /// P outputs out + q*out_px whose taps all lie inside their row, for NV adjacent channel
 /// vectors (L floats apart): rows[a] is kernel row a's first column (null: the row is
@@ -179,7 +175,7 @@ HWY_INLINE void SameRow3S2(const float* const (&base)[3], const V (&w)[NV][9], c
 
 /// NV channel vectors from o0 (the first `valid` lanes when kTail) of the whole image.
 template <int SW, int NV, bool kTail>
-void Plane3(const K3Geo& g, const float* const (&wt)[9], const float* bias, const float* in,
+void Plane3(const PassGeo& g, const float* const (&wt)[9], const float* bias, const float* in,
             float* out, I o0, I valid) {
   const I L = LanesI();
   V init[NV];
@@ -244,7 +240,7 @@ void Plane3(const K3Geo& g, const float* const (&wt)[9], const float* bias, cons
 /// Every channel vector of one image, two at a time; wt[t] is tap t's repacked weights
 /// (Channels layout).
 template <int SW>
-void Image3(const K3Geo& g, const Channels& ch, const float* const (&wt)[9], const float* bias,
+void Image3(const PassGeo& g, const Channels& ch, const float* const (&wt)[9], const float* bias,
             const float* in, float* out) {
   const I L = LanesI();
   const I full = ch.o() / L;
@@ -312,9 +308,72 @@ inline void ImageS2BwdData(const Geo& g, const Channels& ch, const float* const 
   if (v < ch.vectors()) PlaneS2BwdData<1, true>(g, wt, dy, dx, v * L, ch.valid(v));
 }
 
-}  // namespace dwnhwc
+void FwdK3(const ConvParams& p, const float* src, const float* wei, const float* bias,
+           float* dst) {
+  const Geo g = GeoOf(p);
+  Channels ch(p, 9);
+  ch.Repack(p, wei);
+  const std::vector<float> padded = PaddedBias(ch, bias);
+  const float* b = bias ? padded.data() : nullptr;
+  const PassGeo k3{g.ih, g.iw, g.oh, g.ow, g.sh, g.ph, g.pw, g.src_row, g.src_px, g.dst_row, g.dst_px};
+  const float* wt[9];
+  for (int t = 0; t < 9; ++t) wt[t] = ch.weights(t);
+  for (I n = 0; n < p.mb; ++n) {
+    const float* x = src + n * p.src_s[0];
+    float* y = dst + n * p.dst_s[0];
+    g.sw == 2 ? Image3<2>(k3, ch, wt, b, x, y) : Image3<1>(k3, ch, wt, b, x, y);
+  }
+}
+
+void BwdDataK3(const ConvParams& p, const float* diff_dst, const float* wei, float* diff_src) {
+  const Geo g = GeoOf(p);
+  Channels ch(p, 9);
+  ch.Repack(p, wei);
+  const float* wt[9];
+  if (g.sw == 2) {
+    for (int t = 0; t < 9; ++t) wt[t] = ch.weights(t);
+    for (I n = 0; n < p.mb; ++n)
+      ImageS2BwdData(g, ch, wt, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
+    return;
+  }
+  // Unit stride: the forward of diff_dst with the kernel turned half a turn.
+  const PassGeo k3{g.oh,     g.ow,      g.ih,     g.iw,      1,       2 - g.ph,
+                 2 - g.pw, g.dst_row, g.dst_px, g.src_row, g.src_px};
+  for (int t = 0; t < 9; ++t) wt[t] = ch.weights(8 - t);
+  for (I n = 0; n < p.mb; ++n)
+    Image3<1>(k3, ch, wt, nullptr, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
+}
+
+}  // namespace
 }  // namespace HWY_NAMESPACE
 }  // namespace convkit::kernels
 HWY_AFTER_NAMESPACE();
 
-#endif  // include guard
+#if HWY_ONCE
+namespace convkit::kernels {
+
+HWY_EXPORT(FwdK3);
+HWY_EXPORT(BwdDataK3);
+
+bool dwconv_nhwc_k3_supports(const ConvParams& p) {
+  if (!dwconv_nhwc_supports(p) || p.ocg != 1 || p.k[1] != 3 || p.k[2] != 3 ||
+      p.dilation[1] != 1 || p.dilation[2] != 1)
+    return false;
+  const bool unit = p.stride[1] == 1 && p.stride[2] == 1;
+  const bool same_s2 = p.stride[2] == 2 && p.pad[2] == 1 && p.in[2] >= 2 &&
+                       p.out[2] == (p.in[2] + 1) / 2;
+  return unit || same_s2;
+}
+
+void dwconv_nhwc_k3_fwd_hwy(const ConvParams& p, const float* src, const float* wei,
+                            const float* bias, float* dst) {
+  HWY_DYNAMIC_DISPATCH(FwdK3)(p, src, wei, bias, dst);
+}
+
+void dwconv_nhwc_k3_bwd_data_hwy(const ConvParams& p, const float* diff_dst, const float* wei,
+                                 float* diff_src) {
+  HWY_DYNAMIC_DISPATCH(BwdDataK3)(p, diff_dst, wei, diff_src);
+}
+
+}  // namespace convkit::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,254 @@
+// Depthwise backward-weights for channels-last 3x3 kernels (MobileNet's), float32, any
+// stride, dilation and multiplier: all 9 taps of a channel vector stay in registers for the
+// whole image.
+//
+// Memory walked (channels innermost, pixels and rows at any stride):
+//   src       [n][ih][iw][c]   ih = oh*sh - ph + kh*dh, iw = ow*sw - pw + kw*dw
+//   diff_dst  [n][oh][ow][o]   o = c*M + m
+//   diff_wei  [o][0][3][3]     dense, written once at the end
+// The caller guarantees dwconv_nhwc_bwdw_k3_supports(p); src outside the image is zero
+// padding and is never read.
+#include "kernels/dwconv/dwconv_nhwc.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS ((HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL) & ~(HWY_BASELINE_TARGETS))
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/dwconv/dwconv_nhwc_bwdw_k3.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace convkit::kernels {
+namespace HWY_NAMESPACE {
+namespace {
+
+using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's helpers
+
+/// 3 x 3 kernels at any stride and dilation (MobileNet's): all 9 taps of a channel vector
+/// stay in registers for the whole image, each diff_dst load shared by the 9, so small images
+/// (7x7, 14x14) do not pay a call and a flush per output row, kernel row and vector; on large
+/// images the rows go in bands that stay in L2, with one flush per band and vector. Output
+/// rows whose three kernel rows all lie inside the image and the columns where every tap
+/// does run without tests (Columns3); the rest test each tap, and padding is never read.
+template <bool kMult, bool kAllRows>
+HWY_INLINE void Columns3(const Geo& g, const Channels& ch, const float* const (&rows)[3],
+                         const float* dy_row, I ow0, I ow1, bool check, I v, V (&sum)[9]) {
+  for (I ow = ow0; ow < ow1; ++ow) {
+    const V dv = ch.Direct(dy_row + ow * g.dst_px, v);
+    const I iw0 = ow * g.sw - g.pw;
+    for (int a = 0; a < 3; ++a) {
+      if (!kAllRows && !rows[a]) continue;
+      for (int b = 0; b < 3; ++b) {
+        const I iw = iw0 + b * g.dw;
+        if (check && (iw < 0 || iw >= g.iw)) continue;
+        sum[a * 3 + b] = hn::MulAdd(dv, ch.Src<kMult>(rows[a] + iw * g.src_px, v), sum[a * 3 + b]);
+      }
+    }
+  }
+}
+
+/// Columns3 at w stride SW (1 or 2) and unit dilation, with all three kernel rows inside the
+/// image and no multiplier: the window's columns slide in registers (at stride 2 the last
+/// column of one output is the first of the next), so a pixel costs 3*SW src loads and one
+/// diff_dst load for its 9 FMAs.
+template <int SW>
+HWY_INLINE void Slide3(const Geo& g, const float* const (&rows)[3], const float* dy_row, I ow0,
+                       I ow1, I o0, V (&sum)[9]) {
+  const D d;
+  const I px = g.src_px;
+  const float* r[3];
+  V x0[3], x1[3];
+  for (int a = 0; a < 3; ++a) {
+    r[a] = rows[a] + (ow0 * SW - g.pw) * px + o0;
+    x0[a] = hn::LoadU(d, r[a]);
+    x1[a] = hn::LoadU(d, r[a] + px);
+  }
+  const float* y = dy_row + ow0 * g.dst_px + o0;
+  for (I ow = ow0; ow < ow1; ++ow, y += g.dst_px) {
+    const V dv = hn::LoadU(d, y);
+    for (int a = 0; a < 3; ++a) {
+      const V x2 = hn::LoadU(d, r[a] + 2 * px);
+      sum[a * 3] = hn::MulAdd(dv, x0[a], sum[a * 3]);
+      sum[a * 3 + 1] = hn::MulAdd(dv, x1[a], sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv, x2, sum[a * 3 + 2]);
+      r[a] += SW * px;
+      if constexpr (SW == 1) {
+        x0[a] = x1[a];
+        x1[a] = x2;
+      } else {
+        x0[a] = x2;
+        if (ow + 1 < ow1) x1[a] = hn::LoadU(d, r[a] + px);
+      }
+    }
+  }
+}
+
+/// A whole output row of a 'same' 3x3 at unit stride (pw = 1, ow = iw >= 2), full vector at
+/// o0, multiplier 1: Slide3 with the two edge pixels folded in (the first has no column to
+/// its left, the last none to its right) and only the kernel rows in kRows (bit a: row a
+/// lies inside the image), so that no pixel of the row takes the tested path.
+template <unsigned kRows>
+HWY_INLINE void SameRow3(const Geo& g, const float* const (&rows)[3], const float* dy_row, I o0,
+                         V (&sum)[9]) {
+  const D d;
+  const I px = g.src_px, n = g.ow;
+  const float* r[3];
+  V xa[3], xb[3];  // columns ow - 1 and ow of each kernel row
+  for (int a = 0; a < 3; ++a) {
+    if (!((kRows >> a) & 1u)) continue;
+    r[a] = rows[a] + o0;
+    xa[a] = hn::LoadU(d, r[a]);
+    xb[a] = hn::LoadU(d, r[a] + px);
+  }
+  const float* y = dy_row + o0;
+  {  // ow = 0: columns 0 and 1
+    const V dv = hn::LoadU(d, y);
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      sum[a * 3 + 1] = hn::MulAdd(dv, xa[a], sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv, xb[a], sum[a * 3 + 2]);
+    }
+  }
+  // Pixels in pairs, the second into its own sums: two FMA chains per tap.
+  V odd[9];
+  for (int t = 0; t < 9; ++t) odd[t] = hn::Zero(d);
+  I ow = 1;
+  for (; ow + 2 < n; ow += 2) {  // pixels ow and ow + 1: columns ow - 1 .. ow + 2
+    const V dv0 = hn::LoadU(d, y + ow * g.dst_px), dv1 = hn::LoadU(d, y + (ow + 1) * g.dst_px);
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      const V xc = hn::LoadU(d, r[a] + (ow + 1) * px), xd = hn::LoadU(d, r[a] + (ow + 2) * px);
+      sum[a * 3] = hn::MulAdd(dv0, xa[a], sum[a * 3]);
+      sum[a * 3 + 1] = hn::MulAdd(dv0, xb[a], sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv0, xc, sum[a * 3 + 2]);
+      odd[a * 3] = hn::MulAdd(dv1, xb[a], odd[a * 3]);
+      odd[a * 3 + 1] = hn::MulAdd(dv1, xc, odd[a * 3 + 1]);
+      odd[a * 3 + 2] = hn::MulAdd(dv1, xd, odd[a * 3 + 2]);
+      xa[a] = xc;
+      xb[a] = xd;
+    }
+  }
+  for (; ow + 1 < n; ++ow) {  // columns ow - 1, ow, ow + 1
+    const V dv = hn::LoadU(d, y + ow * g.dst_px);
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      const V xc = hn::LoadU(d, r[a] + (ow + 1) * px);
+      sum[a * 3] = hn::MulAdd(dv, xa[a], sum[a * 3]);
+      sum[a * 3 + 1] = hn::MulAdd(dv, xb[a], sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv, xc, sum[a * 3 + 2]);
+      xa[a] = xb[a];
+      xb[a] = xc;
+    }
+  }
+  for (int t = 0; t < 9; ++t) sum[t] = hn::Add(sum[t], odd[t]);
+  {  // ow = n - 1: columns n - 2 and n - 1
+    const V dv = hn::LoadU(d, y + (n - 1) * g.dst_px);
+    for (int a = 0; a < 3; ++a) {
+      if (!((kRows >> a) & 1u)) continue;
+      sum[a * 3] = hn::MulAdd(dv, xa[a], sum[a * 3]);
+      sum[a * 3 + 1] = hn::MulAdd(dv, xb[a], sum[a * 3 + 1]);
+    }
+  }
+}
+
+template <bool kMult, bool kUnit>
+void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy, float* acc) {
+  const D d;
+  I lo = 0, hi = 0;
+  InteriorColumns(g, 0, 3, lo, hi);
+  lo = std::min(lo, g.ow);  // InteriorColumns may leave [lo, hi) past the row when it is empty
+  hi = std::max(lo, std::min(hi, g.ow));
+  const I full_vectors = ch.o() / LanesI();
+  const bool same = kUnit && !kMult && g.pw == 1 && g.ow == g.iw && g.iw >= 2;
+  // Bands of output rows whose src and diff_dst rows (all channels) stay in L2 (~256 KiB)
+  // while every channel vector walks them.
+  const I row_bytes = (g.sh * g.iw * ch.c() + g.ow * ch.o()) * static_cast<I>(sizeof(float));
+  const I band = std::clamp<I>((I{256} << 10) / std::max<I>(row_bytes, 1), 1, g.oh);
+  for (I oh0 = 0; oh0 < g.oh; oh0 += band)
+    for (I v = 0; v < ch.vectors(); ++v) {
+      V sum[9];
+      for (V& s : sum) s = hn::Zero(d);
+      for (I oh = oh0; oh < std::min(g.oh, oh0 + band); ++oh) {
+        const I kh0 = std::max<I>(0, CeilDiv(g.ph - oh * g.sh, g.dh));
+        const I kh1 = std::min<I>(3, FloorDiv(g.ih - 1 + g.ph - oh * g.sh, g.dh) + 1);
+        const float* rows[3];
+        for (int a = 0; a < 3; ++a)
+          rows[a] = a >= kh0 && a < kh1 ? x + (oh * g.sh - g.ph + a * g.dh) * g.src_row : nullptr;
+        const float* dy_row = dy + oh * g.dst_row;
+        const bool all_rows = kh0 == 0 && kh1 == 3;
+        if (same && v < full_vectors) {
+          const unsigned mask = (kh0 == 0 ? 1u : 0u) | (kh0 <= 1 && kh1 >= 2 ? 2u : 0u) |
+                                (kh1 == 3 ? 4u : 0u);
+          if (mask == 7u) {
+            SameRow3<7u>(g, rows, dy_row, v * LanesI(), sum);
+            continue;
+          }
+          if (mask == 6u) {
+            SameRow3<6u>(g, rows, dy_row, v * LanesI(), sum);
+            continue;
+          }
+          if (mask == 3u) {
+            SameRow3<3u>(g, rows, dy_row, v * LanesI(), sum);
+            continue;
+          }
+        }
+        Columns3<kMult, false>(g, ch, rows, dy_row, 0, lo, true, v, sum);
+        if (!kMult && all_rows && g.dw == 1 && g.sw <= 2 && v < full_vectors && lo < hi)
+          g.sw == 1 ? Slide3<1>(g, rows, dy_row, lo, hi, v * LanesI(), sum)
+                    : Slide3<2>(g, rows, dy_row, lo, hi, v * LanesI(), sum);
+        else if (all_rows)
+          Columns3<kMult, true>(g, ch, rows, dy_row, lo, hi, false, v, sum);
+        else
+          Columns3<kMult, false>(g, ch, rows, dy_row, lo, hi, false, v, sum);
+        Columns3<kMult, false>(g, ch, rows, dy_row, std::max(lo, hi), g.ow, true, v, sum);
+      }
+      const I o0 = v * LanesI();
+      for (int t = 0; t < 9; ++t) {
+        float* a = acc + t * ch.op() + o0;
+        hn::StoreU(hn::Add(hn::LoadU(d, a), sum[t]), d, a);
+      }
+    }
+}
+
+void BwdWeightsK3(const ConvParams& p, const float* src, const float* diff_dst, float* diff_wei) {
+  const Geo g = GeoOf(p);
+  const Channels ch(p, 9);
+  const bool unit = g.sw == 1 && g.dw == 1;
+  ReduceImages(p, ch, src, diff_dst, diff_wei, [&](const float* x, const float* dy, float* acc) {
+    if (ch.m() > 1)
+      Image3x3<true, false>(g, ch, x, dy, acc);
+    else
+      unit ? Image3x3<false, true>(g, ch, x, dy, acc) : Image3x3<false, false>(g, ch, x, dy, acc);
+  });
+}
+
+}  // namespace
+}  // namespace HWY_NAMESPACE
+}  // namespace convkit::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace convkit::kernels {
+
+HWY_EXPORT(BwdWeightsK3);
+
+bool dwconv_nhwc_bwdw_k3_supports(const ConvParams& p) {
+  return dwconv_nhwc_supports(p) && p.k[1] == 3 && p.k[2] == 3;
+}
+
+void dwconv_nhwc_bwdw_k3_hwy(const ConvParams& p, const float* src, const float* diff_dst,
+                             float* diff_wei) {
+  HWY_DYNAMIC_DISPATCH(BwdWeightsK3)(p, src, diff_dst, diff_wei);
+}
+
+}  // namespace convkit::kernels
+#endif  // HWY_ONCE
