@@ -4,9 +4,11 @@
 // multipliers, 'same' rows and large windows.
 #include <gtest/gtest.h>
 
+#include <hwy/aligned_allocator.h>
 #include <hwy/targets.h>
 
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -152,6 +154,45 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
     }
   }
   hwy::SetSupportedTargetsForTest(0);
+}
+
+// Outputs of 16 MiB and more take non-temporal stores in the 3x3 strategy's 'same' rows when
+// the output is vector-aligned (tensors are 64-byte aligned); the small problems above never
+// reach them. One image each at unit stride and stride 2, integer values, exact comparison.
+TEST(DwconvNhwc, LargeOutputsStoredNonTemporallyAgreeWithTheReference) {
+  const ConvKernel<float>* k3 = nullptr;
+  for (const auto* k : nhwc_kernels())
+    if (std::string(k->name) == "dwconv2d_f32_nhwc_k3__hwy") k3 = k;
+  ASSERT_NE(k3, nullptr);
+  const auto& ref = kernels::conv_kernels<float>().back();
+  std::mt19937_64 rng(5);
+  auto fill = [&](float* p, I n) {
+    for (I i = 0; i < n; ++i) p[i] = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
+  };
+  for (const test::DwShape& s : {test::DwShape{64, 1, 256, 256, 3, 3, 1, 1, 1, 1, 1, 1},
+                                 test::DwShape{64, 1, 512, 512, 3, 3, 2, 2, 1, 1, 1, 1}}) {
+    KernelProblem kp = test::dw_problem(s, true, rng);
+    auto& p = kp.p;
+    p.mb = 1;  // one image already has 16 MiB of output
+    const I c = p.g, ih = p.in[1], iw = p.in[2], oh = p.out[1], ow = p.out[2];
+    p.src_s = {ih * iw * c, 1, ih * iw * c, iw * c, c};
+    p.dst_s = {oh * ow * c, 1, oh * ow * c, ow * c, c};
+    ASSERT_TRUE(k3->supports(p)) << kp.str();
+    auto src = hwy::AllocateAligned<float>(static_cast<std::size_t>(ih * iw * c));
+    auto wei = hwy::AllocateAligned<float>(static_cast<std::size_t>(9 * c));
+    auto bias = hwy::AllocateAligned<float>(static_cast<std::size_t>(c));
+    auto got = hwy::AllocateAligned<float>(static_cast<std::size_t>(oh * ow * c));
+    auto want = hwy::AllocateAligned<float>(static_cast<std::size_t>(oh * ow * c));
+    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(got.get()) % 64, 0u);
+    fill(src.get(), ih * iw * c);
+    fill(wei.get(), 9 * c);
+    fill(bias.get(), c);
+    k3->fwd(p, src.get(), wei.get(), bias.get(), got.get());
+    ref.fwd(p, src.get(), wei.get(), bias.get(), want.get());
+    I wrong = 0;
+    for (I i = 0; i < oh * ow * c; ++i) wrong += got[static_cast<std::size_t>(i)] != want[static_cast<std::size_t>(i)];
+    EXPECT_EQ(wrong, 0) << kp.str();
+  }
 }
 
 }  // namespace
