@@ -15,7 +15,9 @@
 // shares each tap's weight vector, so a tap costs 1 weight load + P src loads for P FMAs,
 // and P accumulators stay in registers for the whole tap list. Taps that leave the image for
 // some of the block's pixels carry the range of pixels they reach (TapList); 3-wide kernel
-// rows at unit stride run as one sliding pass that loads each src column once. Channel
+// rows at unit dilation (w stride 1, or 2 in the forward pass) run as one sliding pass that
+// loads each src column once, without tests when at most one column at each end is padding
+// (FullRow). Channel
 // vectors are walked in chunks small enough that the src rows under the kernel window stay
 // in L2 while the window slides (large kernels), and all at once for 3x3.
 //
