@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs convkit's build and test dependencies from Debian's packages when missing.
+# Installs convkit's build and test dependencies from Debian's packages when missing, and any
+# further packages named as arguments (scripts/fuzz.sh adds clang's).
 set -euo pipefail
 packages=(cmake ninja-build g++ libgtest-dev libfmt-dev nlohmann-json3-dev libhwy-dev
-          libbenchmark-dev libopenblas-openmp-dev libcli11-dev)
+          libbenchmark-dev libopenblas-openmp-dev libcli11-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
