@@ -95,7 +95,7 @@ inline constexpr ConvKernel<float> kDwconvKernels[] = {
     // stride first, then the tap-list engine for every kernel, stride and dilation.
     {"dwconv2d_f32_nhwc_bwdw_k3__hwy", dwconv_nhwc_bwdw_k3_supports, nullptr, nullptr,
      dwconv_nhwc_bwdw_k3_hwy},
-    {"dwconv2d_f32_nhwc_bwdw_wide__hwy", dwconv_nhwc_bwdw_wide_supports, nullptr, nullptr,
+    {"dwconv2d_f32_nhwc_bwdw_wide__hwy", dwconv_nhwc_wide_supports, nullptr, nullptr,
      dwconv_nhwc_bwdw_wide_hwy},
     {"dwconv2d_f32_nhwc_k3__hwy", dwconv_nhwc_k3_supports, dwconv_nhwc_k3_fwd_hwy,
      dwconv_nhwc_k3_bwd_data_hwy, nullptr},

@@ -46,8 +46,7 @@ bool dwconv_nhwc_bwdw_k3_supports(const ConvParams& p);
 void dwconv_nhwc_bwdw_k3_hwy(const ConvParams& p, const float* src, const float* diff_dst,
                              float* diff_wei);
 
-/// Backward-weights of kw >= 5 at unit stride and dilation, multiplier 1.
-bool dwconv_nhwc_bwdw_wide_supports(const ConvParams& p);
+/// Backward-weights of the problems dwconv_nhwc_wide_supports takes.
 void dwconv_nhwc_bwdw_wide_hwy(const ConvParams& p, const float* src, const float* diff_dst,
                                float* diff_wei);
 

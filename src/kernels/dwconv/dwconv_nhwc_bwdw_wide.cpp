@@ -5,7 +5,7 @@
 //   src       [n][ih][iw][c]   ih = oh - ph + kh, iw = ow - pw + kw
 //   diff_dst  [n][oh][ow][c]
 //   diff_wei  [c][0][kh][kw]   dense, written once at the end
-// The caller guarantees dwconv_nhwc_bwdw_wide_supports(p); src outside the image is zero
+// The caller guarantees dwconv_nhwc_wide_supports(p) (the same problems as the forward); src outside the image is zero
 // padding and is never read.
 #include "kernels/dwconv/dwconv_nhwc.hpp"
 
@@ -119,11 +119,6 @@ HWY_AFTER_NAMESPACE();
 namespace convkit::kernels {
 
 HWY_EXPORT(BwdWeightsWide);
-
-bool dwconv_nhwc_bwdw_wide_supports(const ConvParams& p) {
-  return dwconv_nhwc_supports(p) && p.ocg == 1 && p.k[2] >= 5 && p.stride[1] == 1 &&
-         p.stride[2] == 1 && p.dilation[1] == 1 && p.dilation[2] == 1;
-}
 
 void dwconv_nhwc_bwdw_wide_hwy(const ConvParams& p, const float* src, const float* diff_dst,
                                float* diff_wei) {
