@@ -199,10 +199,9 @@ void Plane3(const PassGeo& g, const float* const (&wt)[9], const float* bias, co
   const I hi = std::max(lo, std::min(g.out_w, FloorDiv(g.in_w - 3 + g.pw, SW) + 1));
   const bool same = !kTail && g.pw == 1 && g.in_w >= 2 &&
                     g.out_w == (SW == 1 ? g.in_w : (g.in_w + 1) / 2);
-  V wv[NV][9];
-  if (same)
-    for (int u = 0; u < NV; ++u)
-      for (int t = 0; t < 9; ++t) wv[u][t] = hn::LoadU(D(), w[t] + u * L);
+  V wv[NV][9];  // for the 'same' rows; nine loads per plane either way
+  for (int u = 0; u < NV; ++u)
+    for (int t = 0; t < 9; ++t) wv[u][t] = hn::LoadU(D(), w[t] + u * L);
   for (I oh = 0; oh < g.out_h; ++oh) {
     const float* base[3];  // column 0 of each kernel row at channel o0
     for (int a = 0; a < 3; ++a) {
