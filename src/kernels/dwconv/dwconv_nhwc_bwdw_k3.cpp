@@ -41,7 +41,9 @@ using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's 
 /// does run without tests (Columns3); the rest test each tap, and padding is never read.
 template <bool kMult, bool kAllRows>
 HWY_INLINE void Columns3(const Geo& g, const Channels& ch, const float* const (&rows)[3],
-                         const float* dy_row, I ow0, I ow1, bool check, I v, V (&sum)[9]) {
+                         const float* dy_row, I ow0, I ow1, bool check, I v, V (&sums)[9]) {
+  V sum[9];  // a local copy: GCC keeps it in registers, the caller's array it stores every pixel
+  for (int t = 0; t < 9; ++t) sum[t] = sums[t];
   for (I ow = ow0; ow < ow1; ++ow) {
     const V dv = ch.Direct(dy_row + ow * g.dst_px, v);
     const I iw0 = ow * g.sw - g.pw;
@@ -54,31 +56,46 @@ HWY_INLINE void Columns3(const Geo& g, const Channels& ch, const float* const (&
       }
     }
   }
+  for (int t = 0; t < 9; ++t) sums[t] = sum[t];
 }
 
 /// Columns3 at w stride SW (1 or 2) and unit dilation, with all three kernel rows inside the
 /// image and no multiplier: the window's columns slide in registers (at stride 2 the last
 /// column of one output is the first of the next), so a pixel costs 3*SW src loads and one
-/// diff_dst load for its 9 FMAs.
+/// diff_dst load for its 9 FMAs. With 16 vector registers (AVX2) only kernel rows 0 and 1
+/// slide, and at stride 2 the middle column is loaded where it is used, so that the 9 sums
+/// do not spill.
 template <int SW>
 HWY_INLINE void Slide3(const Geo& g, const float* const (&rows)[3], const float* dy_row, I ow0,
-                       I ow1, I o0, V (&sum)[9]) {
+                       I ow1, I o0, V (&sums)[9]) {
+  constexpr int kSlide = kManyRegs ? 3 : 2;  // kernel rows whose columns stay in registers
+  constexpr bool kAhead = kManyRegs || SW == 1;  // the middle column is loaded one pixel ahead
+  V sum[9];  // a local copy: GCC keeps it in registers, the caller's array it stores every pixel
+  for (int t = 0; t < 9; ++t) sum[t] = sums[t];
   const D d;
   const I px = g.src_px;
   const float* r[3];
-  V x0[3], x1[3];
+  V x0[kSlide], x1[kSlide];
   for (int a = 0; a < 3; ++a) {
     r[a] = rows[a] + (ow0 * SW - g.pw) * px + o0;
+    if (a >= kSlide) continue;
     x0[a] = hn::LoadU(d, r[a]);
-    x1[a] = hn::LoadU(d, r[a] + px);
+    if constexpr (kAhead) x1[a] = hn::LoadU(d, r[a] + px);
   }
   const float* y = dy_row + ow0 * g.dst_px + o0;
   for (I ow = ow0; ow < ow1; ++ow, y += g.dst_px) {
     const V dv = hn::LoadU(d, y);
     for (int a = 0; a < 3; ++a) {
+      if (a >= kSlide) {
+        sum[a * 3] = hn::MulAdd(dv, hn::LoadU(d, r[a]), sum[a * 3]);
+        sum[a * 3 + 1] = hn::MulAdd(dv, hn::LoadU(d, r[a] + px), sum[a * 3 + 1]);
+        sum[a * 3 + 2] = hn::MulAdd(dv, hn::LoadU(d, r[a] + 2 * px), sum[a * 3 + 2]);
+        r[a] += SW * px;
+        continue;
+      }
       const V x2 = hn::LoadU(d, r[a] + 2 * px);
       sum[a * 3] = hn::MulAdd(dv, x0[a], sum[a * 3]);
-      sum[a * 3 + 1] = hn::MulAdd(dv, x1[a], sum[a * 3 + 1]);
+      sum[a * 3 + 1] = hn::MulAdd(dv, kAhead ? x1[a] : hn::LoadU(d, r[a] + px), sum[a * 3 + 1]);
       sum[a * 3 + 2] = hn::MulAdd(dv, x2, sum[a * 3 + 2]);
       r[a] += SW * px;
       if constexpr (SW == 1) {
@@ -86,10 +103,11 @@ HWY_INLINE void Slide3(const Geo& g, const float* const (&rows)[3], const float*
         x1[a] = x2;
       } else {
         x0[a] = x2;
-        if (ow + 1 < ow1) x1[a] = hn::LoadU(d, r[a] + px);
+        if (kAhead && ow + 1 < ow1) x1[a] = hn::LoadU(d, r[a] + px);
       }
     }
   }
+  for (int t = 0; t < 9; ++t) sums[t] = sum[t];
 }
 
 /// A whole output row of a 'same' 3x3 at unit stride (pw = 1, ow = iw >= 2), full vector at
@@ -98,7 +116,9 @@ HWY_INLINE void Slide3(const Geo& g, const float* const (&rows)[3], const float*
 /// lies inside the image), so that no pixel of the row takes the tested path.
 template <unsigned kRows>
 HWY_INLINE void SameRow3(const Geo& g, const float* const (&rows)[3], const float* dy_row, I o0,
-                         V (&sum)[9]) {
+                         V (&sums)[9]) {
+  V sum[9];  // a local copy: GCC keeps it in registers, the caller's array it stores every pixel
+  for (int t = 0; t < 9; ++t) sum[t] = sums[t];
   const D d;
   const I px = g.src_px, n = g.ow;
   const float* r[3];
@@ -158,6 +178,87 @@ HWY_INLINE void SameRow3(const Geo& g, const float* const (&rows)[3], const floa
       sum[a * 3 + 1] = hn::MulAdd(dv, xb[a], sum[a * 3 + 1]);
     }
   }
+  for (int t = 0; t < 9; ++t) sums[t] = sum[t];
+}
+
+/// A whole output row of a 'same' 3x3 (pw = 1, ow = ceil(iw / SW), iw >= 2) at w stride SW
+/// (1 or 2), full vector at o0, multiplier 1, with one copy of the sums per row: output 0
+/// has no column to its left, and the outputs from `hi` on lack columns on the right (at
+/// stride 1 the last, at stride 2 the last when iw is odd). Only kernel rows in kRows (bit
+/// a: row a lies inside the image) are walked; kSlide of them slide in registers and the
+/// rest are loaded per pixel, so that 16 vector registers (AVX2) hold the 9 sums without
+/// spilling. Edge pixels went through separate calls before, each loading and storing the
+/// 9 sums, which on 7- and 14-pixel rows cost as much as the row.
+template <int SW, unsigned kRows>
+HWY_INLINE void SameRowFolded(const Geo& g, const float* const (&rows)[3], const float* dy_row,
+                              I o0, V (&sums)[9]) {
+  constexpr int kSlide = kManyRegs ? 3 : 2;  // kernel rows whose columns stay in registers
+  constexpr bool kRow[3] = {(kRows & 1u) != 0, (kRows & 2u) != 0, (kRows & 4u) != 0};
+  V sum[9];  // a local copy: GCC keeps it in registers, the caller's array it stores every pixel
+  for (int t = 0; t < 9; ++t) sum[t] = sums[t];
+  const D d;
+  const I px = g.src_px, n = g.ow;
+  const I hi = SW == 1 ? n - 1 : std::min(n, g.iw / 2);  // outputs [1, hi) read no padding
+  const float* r[3] = {};  // column ow * SW - 1 of each kernel row, from ow = 1
+  V x0[kSlide], x1[kSlide];
+  {  // ow = 0: columns 0 and 1, taps 1 and 2
+    const V dv = hn::LoadU(d, dy_row + o0);
+    for (int a = 0; a < 3; ++a) {
+      if (!kRow[a]) continue;
+      const V c0 = hn::LoadU(d, rows[a] + o0), c1 = hn::LoadU(d, rows[a] + o0 + px);
+      sum[a * 3 + 1] = hn::MulAdd(dv, c0, sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv, c1, sum[a * 3 + 2]);
+      r[a] = rows[a] + o0 + (SW - 1) * px;
+      if (a >= kSlide) continue;
+      x0[a] = SW == 1 ? c0 : c1;
+      x1[a] = c1;
+    }
+  }
+  const float* y = dy_row + o0;
+  for (I ow = 1; ow < hi; ++ow) {
+    y += g.dst_px;
+    const V dv = hn::LoadU(d, y);
+    for (int a = 0; a < 3; ++a) {
+      if (!kRow[a]) continue;
+      const float* c = r[a];
+      r[a] += SW * px;
+      if (a >= kSlide) {
+        sum[a * 3] = hn::MulAdd(dv, hn::LoadU(d, c), sum[a * 3]);
+        sum[a * 3 + 1] = hn::MulAdd(dv, hn::LoadU(d, c + px), sum[a * 3 + 1]);
+        sum[a * 3 + 2] = hn::MulAdd(dv, hn::LoadU(d, c + 2 * px), sum[a * 3 + 2]);
+        continue;
+      }
+      const V x2 = hn::LoadU(d, c + 2 * px);
+      sum[a * 3] = hn::MulAdd(dv, x0[a], sum[a * 3]);
+      sum[a * 3 + 1] = hn::MulAdd(dv, SW == 1 ? x1[a] : hn::LoadU(d, c + px), sum[a * 3 + 1]);
+      sum[a * 3 + 2] = hn::MulAdd(dv, x2, sum[a * 3 + 2]);
+      if constexpr (SW == 1) x0[a] = x1[a];
+      x1[a] = x2;
+      if constexpr (SW == 2) x0[a] = x2;
+    }
+  }
+  for (I ow = std::max<I>(hi, 1); ow < n; ++ow) {  // the right edge: columns past iw missing
+    const V dv = hn::LoadU(d, dy_row + o0 + ow * g.dst_px);
+    const I iw0 = ow * SW - 1;
+    for (int a = 0; a < 3; ++a) {
+      if (!kRow[a]) continue;
+      const float* c = rows[a] + o0 + iw0 * px;
+      for (int b = 0; b < 3; ++b)
+        if (iw0 + b < g.iw) sum[a * 3 + b] = hn::MulAdd(dv, hn::LoadU(d, c + b * px), sum[a * 3 + b]);
+    }
+  }
+  for (int t = 0; t < 9; ++t) sums[t] = sum[t];
+}
+
+/// A 'same' row at w stride SW: SameRow3 (pixel pairs) where 32 vector registers hold them,
+/// SameRowFolded elsewhere.
+template <int SW, unsigned kRows>
+HWY_INLINE void SameRow(const Geo& g, const float* const (&rows)[3], const float* dy_row, I o0,
+                        V (&sum)[9]) {
+  if constexpr (kManyRegs && SW == 1)
+    SameRow3<kRows>(g, rows, dy_row, o0, sum);
+  else
+    SameRowFolded<SW, kRows>(g, rows, dy_row, o0, sum);
 }
 
 template <bool kMult, bool kUnit>
@@ -168,7 +269,12 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
   lo = std::min(lo, g.ow);  // InteriorColumns may leave [lo, hi) past the row when it is empty
   hi = std::max(lo, std::min(hi, g.ow));
   const I full_vectors = ch.o() / LanesI();
-  const bool same = kUnit && !kMult && g.pw == 1 && g.ow == g.iw && g.iw >= 2;
+  // 'Same' rows run whole (SameRow): at unit stride on every target, at stride 2 where 16
+  // vector registers (AVX2) made the edge calls cost as much as the row.
+  constexpr int kSW = kUnit ? 1 : 2;
+  const bool same = !kMult && g.pw == 1 && g.iw >= 2 &&
+                    (kUnit ? g.ow == g.iw
+                           : !kManyRegs && g.sw == 2 && g.dw == 1 && g.ow == (g.iw + 1) / 2);
   // Bands of output rows whose src and diff_dst rows (all channels) stay in L2 (~256 KiB)
   // while every channel vector walks them.
   const I row_bytes = (g.sh * g.iw * ch.c() + g.ow * ch.o()) * static_cast<I>(sizeof(float));
@@ -189,15 +295,15 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
           const unsigned mask = (kh0 == 0 ? 1u : 0u) | (kh0 <= 1 && kh1 >= 2 ? 2u : 0u) |
                                 (kh1 == 3 ? 4u : 0u);
           if (mask == 7u) {
-            SameRow3<7u>(g, rows, dy_row, v * LanesI(), sum);
+            SameRow<kSW, 7u>(g, rows, dy_row, v * LanesI(), sum);
             continue;
           }
           if (mask == 6u) {
-            SameRow3<6u>(g, rows, dy_row, v * LanesI(), sum);
+            SameRow<kSW, 6u>(g, rows, dy_row, v * LanesI(), sum);
             continue;
           }
           if (mask == 3u) {
-            SameRow3<3u>(g, rows, dy_row, v * LanesI(), sum);
+            SameRow<kSW, 3u>(g, rows, dy_row, v * LanesI(), sum);
             continue;
           }
         }

@@ -120,14 +120,16 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {24, 1, 7, 7, 3, 3, 1, 2, 0, 0, 1, 1},
       {31, 1, 6, 40, 3, 3, 1, 1, 1, 1, 1, 1},
       {20, 1, 5, 47, 3, 3, 2, 2, 1, 1, 1, 1},
-      // 'Same' rows (padding 1, every output column): unit stride and stride 2 on odd and
-      // even widths down to 2, two channel vectors at a time and a lone one.
+      // 'Same' rows (padding 1, every output column; backward-weights runs them whole, at
+      // stride 2 on 16-register targets): unit stride and stride 2 on odd and even widths
+      // down to 2, two channel vectors at a time and a lone one.
       {48, 1, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1},
       {32, 1, 6, 10, 3, 3, 1, 2, 1, 1, 1, 1},
       {16, 1, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1},
       {48, 1, 3, 2, 3, 3, 1, 1, 1, 1, 1, 1},
       {16, 1, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1},
       {33, 1, 11, 11, 3, 3, 3, 2, 1, 1, 1, 1},
+      {24, 1, 5, 3, 3, 3, 2, 2, 1, 1, 2, 1},  // width 3 at stride 2, h dilation 2
       // The wide path (unit stride and dilation, multiplier 1): chunks of taps with a
       // remainder of every size, kernels wider than the image, blocks of every width along
       // rows of 29 and 1, a tail vector, and padding past kw - 1 (backward-data's turned
