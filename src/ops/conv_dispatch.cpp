@@ -169,11 +169,13 @@ void run_conv_fwd(const ConvProblem& p, const ConvParams& k, const T* src, const
   const I blocks = (k.g + gb - 1) / gb;
   const I run = images_per_task(k.mb, blocks);
   const I tasks = k.mb / run * blocks;
+  const I out_bytes = k.mb * k.g * k.ocg * k.out[0] * k.out[1] * k.out[2] * static_cast<I>(sizeof(T));
   for_tasks(tasks, [&](I t) {
     const I n = t / blocks * run, g0 = (t % blocks) * gb;
     ConvParams one = k;
     one.mb = run;
     one.g = std::min(gb, k.g - g0);
+    one.pass_out_bytes = out_bytes;
     kernel.fwd(one, src + n * k.src_s[0] + g0 * k.icg * k.src_s[1], wei + g0 * k.ocg * k.wei_s[0],
                bias ? bias + g0 * k.ocg : nullptr, dst + n * k.dst_s[0] + g0 * k.ocg * k.dst_s[1]);
   });
@@ -187,11 +189,13 @@ void run_conv_bwd_data(const ConvProblem& p, const ConvParams& k, const T* diff_
   const I blocks = (k.g + gb - 1) / gb;
   const I run = images_per_task(k.mb, blocks);
   const I tasks = k.mb / run * blocks;
+  const I out_bytes = k.mb * k.g * k.icg * k.in[0] * k.in[1] * k.in[2] * static_cast<I>(sizeof(T));
   for_tasks(tasks, [&](I t) {
     const I n = t / blocks * run, g0 = (t % blocks) * gb;
     ConvParams one = k;
     one.mb = run;
     one.g = std::min(gb, k.g - g0);
+    one.pass_out_bytes = out_bytes;
     kernel.bwd_data(one, diff_dst + n * k.dst_s[0] + g0 * k.ocg * k.dst_s[1],
                     wei + g0 * k.ocg * k.wei_s[0],
                     diff_src + n * k.src_s[0] + g0 * k.icg * k.src_s[1]);

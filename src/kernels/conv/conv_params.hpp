@@ -21,6 +21,11 @@ struct ConvParams {
   std::array<std::int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, k{1, 1, 1};
   std::array<std::int64_t, 3> stride{1, 1, 1}, dilation{1, 1, 1}, pad{0, 0, 0};
   std::array<std::int64_t, 5> src_s{}, dst_s{}, wei_s{};
+  /// Bytes the whole pass writes (dst, or diff_src for backward-data) when src/ops/ splits
+  /// the problem into calls, one per thread or image run; 0: this call is the whole pass.
+  /// Kernels that choose non-temporal stores by output size read it, since the threads'
+  /// slices share the last-level cache.
+  std::int64_t pass_out_bytes = 0;
 };
 
 }  // namespace convkit::kernels

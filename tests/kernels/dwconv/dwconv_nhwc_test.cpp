@@ -7,6 +7,7 @@
 #include <hwy/aligned_allocator.h>
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -161,6 +162,11 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
 // Outputs of 16 MiB and more take non-temporal stores in the 3x3 strategy's 'same' rows when
 // the output is vector-aligned (tensors are 64-byte aligned); the small problems above never
 // reach them. One image each at unit stride and stride 2, integer values, exact comparison.
+// The 3x3 strategy stores the outputs of large passes non-temporally (forward, and
+// backward-data at unit stride and at stride 2). pass_out_bytes says how large the whole
+// pass is, so small images take that path here, on every target, with vector-aligned
+// buffers: channels that fill whole vectors, and 40 channels in 48-float pixels (a tail
+// vector on AVX-512, whose lanes keep plain stores).
 TEST(DwconvNhwc, LargeOutputsStoredNonTemporallyAgreeWithTheReference) {
   const ConvKernel<float>* k3 = nullptr;
   for (const auto* k : nhwc_kernels())
@@ -171,30 +177,55 @@ TEST(DwconvNhwc, LargeOutputsStoredNonTemporallyAgreeWithTheReference) {
   auto fill = [&](float* p, I n) {
     for (I i = 0; i < n; ++i) p[i] = static_cast<float>(std::uniform_int_distribution<int>(-3, 3)(rng));
   };
-  for (const test::DwShape& s : {test::DwShape{64, 1, 256, 256, 3, 3, 1, 1, 1, 1, 1, 1},
-                                 test::DwShape{64, 1, 512, 512, 3, 3, 2, 2, 1, 1, 1, 1}}) {
-    KernelProblem kp = test::dw_problem(s, true, rng);
-    auto& p = kp.p;
-    p.mb = 1;  // one image already has 16 MiB of output
-    const I c = p.g, ih = p.in[1], iw = p.in[2], oh = p.out[1], ow = p.out[2];
-    p.src_s = {ih * iw * c, 1, ih * iw * c, iw * c, c};
-    p.dst_s = {oh * ow * c, 1, oh * ow * c, ow * c, c};
-    ASSERT_TRUE(k3->supports(p)) << kp.str();
-    auto src = hwy::AllocateAligned<float>(static_cast<std::size_t>(ih * iw * c));
-    auto wei = hwy::AllocateAligned<float>(static_cast<std::size_t>(9 * c));
-    auto bias = hwy::AllocateAligned<float>(static_cast<std::size_t>(c));
-    auto got = hwy::AllocateAligned<float>(static_cast<std::size_t>(oh * ow * c));
-    auto want = hwy::AllocateAligned<float>(static_cast<std::size_t>(oh * ow * c));
-    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(got.get()) % 64, 0u);
-    fill(src.get(), ih * iw * c);
-    fill(wei.get(), 9 * c);
-    fill(bias.get(), c);
-    k3->fwd(p, src.get(), wei.get(), bias.get(), got.get());
-    ref.fwd(p, src.get(), wei.get(), bias.get(), want.get());
-    I wrong = 0;
-    for (I i = 0; i < oh * ow * c; ++i) wrong += got[static_cast<std::size_t>(i)] != want[static_cast<std::size_t>(i)];
-    EXPECT_EQ(wrong, 0) << kp.str();
+  struct Case {
+    test::DwShape shape;
+    I px;  // floats per pixel, >= channels
+  };
+  const Case cases[] = {{{64, 1, 9, 13, 3, 3, 1, 1, 1, 1, 1, 1}, 64},
+                        {{48, 1, 10, 17, 3, 3, 2, 2, 1, 1, 1, 1}, 48},
+                        {{40, 1, 7, 12, 3, 3, 1, 2, 1, 1, 1, 1}, 48},
+                        {{32, 1, 6, 8, 3, 3, 1, 1, 0, 2, 1, 1}, 32}};
+  for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (const Case& cs : cases) {
+      KernelProblem kp = test::dw_problem(cs.shape, true, rng);
+      auto& p = kp.p;
+      const I c = p.g, ih = p.in[1], iw = p.in[2], oh = p.out[1], ow = p.out[2];
+      p.src_s = {ih * iw * cs.px, 1, ih * iw * cs.px, iw * cs.px, cs.px};
+      p.dst_s = {oh * ow * cs.px, 1, oh * ow * cs.px, ow * cs.px, cs.px};
+      p.pass_out_bytes = I{1} << 30;
+      ASSERT_TRUE(k3->supports(p)) << kp.str();
+      const I src_n = p.mb * ih * iw * cs.px, dst_n = p.mb * oh * ow * cs.px;
+      auto src = hwy::AllocateAligned<float>(static_cast<std::size_t>(src_n));
+      auto dst = hwy::AllocateAligned<float>(static_cast<std::size_t>(dst_n));
+      auto wei = hwy::AllocateAligned<float>(static_cast<std::size_t>(9 * c));
+      auto bias = hwy::AllocateAligned<float>(static_cast<std::size_t>(c));
+      auto got = hwy::AllocateAligned<float>(static_cast<std::size_t>(std::max(src_n, dst_n)));
+      auto want = hwy::AllocateAligned<float>(static_cast<std::size_t>(std::max(src_n, dst_n)));
+      fill(src.get(), src_n);
+      fill(dst.get(), dst_n);
+      fill(wei.get(), 9 * c);
+      fill(bias.get(), c);
+      // The gaps between pixels must survive: both sides start from the same bits.
+      auto count_wrong = [&](I n) {
+        I wrong = 0;
+        for (I i = 0; i < n; ++i) wrong += got[static_cast<std::size_t>(i)] != want[static_cast<std::size_t>(i)];
+        return wrong;
+      };
+      const std::string where = kp.str() + " (" + hwy::TargetName(target) + ")";
+      std::fill(got.get(), got.get() + dst_n, 7.0f);
+      std::fill(want.get(), want.get() + dst_n, 7.0f);
+      k3->fwd(p, src.get(), wei.get(), bias.get(), got.get());
+      ref.fwd(p, src.get(), wei.get(), bias.get(), want.get());
+      EXPECT_EQ(count_wrong(dst_n), 0) << "forward of " << where;
+      std::fill(got.get(), got.get() + src_n, 7.0f);
+      std::fill(want.get(), want.get() + src_n, 7.0f);
+      k3->bwd_data(p, dst.get(), wei.get(), got.get());
+      ref.bwd_data(p, dst.get(), wei.get(), want.get());
+      EXPECT_EQ(count_wrong(src_n), 0) << "backward-data of " << where;
+    }
   }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 }  // namespace
