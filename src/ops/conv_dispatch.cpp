@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -206,6 +207,32 @@ template <typename T>
 void run_conv_bwd_weights(const ConvProblem& p, const ConvParams& k, const T* src,
                           const T* diff_dst, T* diff_wei) {
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdWeights, p);
+  // Kernels that add their images' sums in double (channels-last depthwise) run one image
+  // per call, spread over the threads, and the images' sums are added here the same way,
+  // when an image's src is 1 MiB or more. Splitting the channels instead had every thread
+  // walk every pixel for part of its lines: on MobileNetV2's 112x112 and 56x56 layers two
+  // threads ran 1.4x faster than one, on images 2x. Smaller images stay split by channels,
+  // where a call per image (its set-up and scratch) cost more than the split saved.
+  const I threads = omp_get_max_threads();
+  const I per_image = k.g * k.ocg * k.wei_s[0];  // diff_wei is dense
+  const I image_bytes = k.g * k.icg * k.in[0] * k.in[1] * k.in[2] * static_cast<I>(sizeof(T));
+  if (kernel.images_in_double && threads > 1 && k.mb > 1 && image_bytes >= (I{1} << 20) &&
+      k.mb * per_image * static_cast<I>(sizeof(T)) <= (I{64} << 20)) {
+    std::vector<T> sums(static_cast<std::size_t>(k.mb * per_image));
+    for_tasks(k.mb, [&](I n) {
+      ConvParams one = k;
+      one.mb = 1;
+      kernel.bwd_weights(one, src + n * k.src_s[0], diff_dst + n * k.dst_s[0],
+                         sums.data() + n * per_image);
+    });
+#pragma omp parallel for schedule(static)
+    for (I i = 0; i < per_image; ++i) {
+      double total = 0;
+      for (I n = 0; n < k.mb; ++n) total += static_cast<double>(sums[static_cast<std::size_t>(n * per_image + i)]);
+      diff_wei[i] = static_cast<T>(total);
+    }
+    return;
+  }
   const I gb = group_block_size(k, 1);
   const I blocks = (k.g + gb - 1) / gb;
   for_tasks(blocks, [&](I b) {

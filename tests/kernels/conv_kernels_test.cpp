@@ -285,5 +285,43 @@ TEST(ConvThreads, OneAndThreeThreadsGiveIdenticalBits) {
   omp_set_num_threads(threads);
 }
 
+// Channels-last depthwise backward-weights over images of 1 MiB and more runs one image per
+// call across the threads and adds the images in double (src/ops/conv_dispatch.cpp): the
+// bits must match one thread's single call, for the 3x3, wide and tap-list kernels, and the
+// result must match the reference.
+TEST(ConvThreads, DepthwiseWeightsSplitOverImagesKeepTheirBits) {
+  const int threads = omp_get_max_threads();
+  struct Case {
+    std::int64_t c, h, w, k, stride;
+    const char* kernel;
+  };
+  for (const Case cs : {Case{16, 128, 130, 3, 1, "dwconv2d_f32_nhwc_bwdw_k3__hwy"},
+                        Case{24, 100, 111, 5, 1, "dwconv2d_f32_nhwc_bwdw_wide__hwy"},
+                        Case{20, 120, 113, 5, 2, "dwconv2d_f32_nhwc__hwy"}}) {
+    const Shape src{3, cs.c, cs.h, cs.w}, wei{cs.c, 1, cs.k, cs.k};
+    const ConvOptions options{.stride = {cs.stride}, .padding = Padding{cs.k / 2}, .groups = cs.c};
+    const ConvProblem p = ConvProblem::make(src, wei, std::nullopt, options, false, DType::F32,
+                                            MemoryFormat::ChannelsLast);
+    const Tensor x = Tensor::uniform(src, -1, 1, 1).to(MemoryFormat::ChannelsLast);
+    const Tensor dy = Tensor::uniform(p.dst_shape(), -1, 1, 2).to(MemoryFormat::ChannelsLast);
+    omp_set_num_threads(1);
+    const Tensor one = conv_backward_weights(p, x, dy);
+    EXPECT_EQ(last_conv_kernel(), cs.kernel);
+    for (const int t : {2, 3}) {
+      omp_set_num_threads(t);
+      const Tensor split = conv_backward_weights(p, x, dy);
+      EXPECT_EQ(last_conv_kernel(), cs.kernel);
+      EXPECT_EQ(one.to_vector(), split.to_vector()) << cs.kernel << " with " << t << " threads";
+    }
+    omp_set_num_threads(threads);
+    force_conv_kernel("ref");
+    const Tensor want = conv_backward_weights(p, x, dy);
+    force_conv_kernel("");
+    const CloseResult r = allclose(one, want, 1e-4, 1e-3);
+    EXPECT_TRUE(r) << cs.kernel << ": " << r.message;
+  }
+  omp_set_num_threads(threads);
+}
+
 }  // namespace
 }  // namespace convkit

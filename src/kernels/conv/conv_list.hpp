@@ -39,6 +39,10 @@ inline const char* pass_name(ConvPass pass) {
 ///   bwd_data) on the other images: src/ops/ splits calls over images and group blocks, and
 ///   a given thread count must give bit-identical results.
 /// - bwd_weights reduces over the whole batch of its call in a fixed order.
+/// - `images_in_double`: bwd_weights sums each image in T and adds the images' sums in
+///   double, in image order, rounding once at the end. src/ops/ may then run images on
+///   different threads, one call each, and add their results the same way: the bits do not
+///   change with the thread count.
 template <typename T>
 struct ConvKernel {
   const char* name;
@@ -46,6 +50,7 @@ struct ConvKernel {
   void (*fwd)(const ConvParams&, const T* src, const T* wei, const T* bias, T* dst);
   void (*bwd_data)(const ConvParams&, const T* diff_dst, const T* wei, T* diff_src);
   void (*bwd_weights)(const ConvParams&, const T* src, const T* diff_dst, T* diff_wei);
+  bool images_in_double = false;
 
   bool implements(ConvPass pass) const {
     return pass == ConvPass::Fwd ? fwd != nullptr
@@ -94,15 +99,15 @@ inline constexpr ConvKernel<float> kDwconvKernels[] = {
     // Channels-last (dwconv_nhwc*.cpp): MobileNet's 3x3 layers and wide kernels at unit
     // stride first, then the tap-list engine for every kernel, stride and dilation.
     {"dwconv2d_f32_nhwc_bwdw_k3__hwy", dwconv_nhwc_bwdw_k3_supports, nullptr, nullptr,
-     dwconv_nhwc_bwdw_k3_hwy},
+     dwconv_nhwc_bwdw_k3_hwy, true},
     {"dwconv2d_f32_nhwc_bwdw_wide__hwy", dwconv_nhwc_wide_supports, nullptr, nullptr,
-     dwconv_nhwc_bwdw_wide_hwy},
+     dwconv_nhwc_bwdw_wide_hwy, true},
     {"dwconv2d_f32_nhwc_k3__hwy", dwconv_nhwc_k3_supports, dwconv_nhwc_k3_fwd_hwy,
      dwconv_nhwc_k3_bwd_data_hwy, nullptr},
     {"dwconv2d_f32_nhwc_wide__hwy", dwconv_nhwc_wide_supports, dwconv_nhwc_wide_fwd_hwy,
      dwconv_nhwc_wide_bwd_data_hwy, nullptr},
     {"dwconv2d_f32_nhwc__hwy", dwconv_nhwc_supports, dwconv_nhwc_fwd_hwy, dwconv_nhwc_bwd_data_hwy,
-     dwconv_nhwc_bwd_weights_hwy},
+     dwconv_nhwc_bwd_weights_hwy, true},
 };
 
 /// Dense and grouped (not depthwise) through OpenBLAS: pointwise straight on the tensors,
