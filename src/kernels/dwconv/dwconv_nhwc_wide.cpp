@@ -38,7 +38,7 @@ using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's 
 
 /// Taps per chunk (weights held in registers) and outputs per block (accumulators).
 constexpr int kWideTaps = 5;
-constexpr int kWideBlock = kManyRegs ? 14 : 6;
+constexpr int kWideBlock = kManyRegs ? 14 : 8;
 
 /// One wide pass as a unit-stride forward convolution of `in` into `out` (PassGeo's fields,
 /// sh = 1) with a kh x kw kernel; pads may be negative.
