@@ -175,6 +175,7 @@ inline Geo GeoOf(const ConvParams& p) {
 struct PassGeo {
   I in_h, in_w, out_h, out_w, sh, ph, pw;
   I in_row, in_px, out_row, out_px;
+  I dh = 1;  // kernel row a reads input row oh * sh - ph + a * dh (the 3x3 strategy)
 };
 
 /// Output columns [lo, hi) whose every tap kw in [k0, k1) reads inside the row: the stretch

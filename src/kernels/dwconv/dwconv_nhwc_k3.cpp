@@ -1,6 +1,6 @@
 // Depthwise forward and backward-data for channels-last 3x3 kernels (MobileNet's layers),
-// float32, multiplier 1, unit dilation: unit stride with any padding, and w stride 2 with
-// PyTorch's 'same' padding of 1 (any h stride there).
+// float32, multiplier 1: unit stride with any padding and dilation, and w stride 2 with
+// PyTorch's 'same' padding of 1 and unit dilation (any h stride there).
 //
 // Memory walked (channels innermost, pixels and rows at any stride):
 //   src  [n][ih][iw][c]   dst  [n][oh][ow][c]   wr [tap][c] (repacked per call)
@@ -205,7 +205,7 @@ void Plane3(const PassGeo& g, const float* const (&wt)[9], const float* bias, co
   for (I oh = 0; oh < g.out_h; ++oh) {
     const float* base[3];  // column 0 of each kernel row at channel o0
     for (int a = 0; a < 3; ++a) {
-      const I r = oh * g.sh - g.ph + a;
+      const I r = oh * g.sh - g.ph + a * g.dh;
       base[a] = r >= 0 && r < g.in_h ? in + r * g.in_row + o0 : nullptr;
     }
     float* y = out + oh * g.out_row + o0;
@@ -258,6 +258,28 @@ void Image3(const PassGeo& g, const Channels& ch, const float* const (&wt)[9], c
   for (; v + 2 <= full; v += 2) Plane3<SW, 2, false, kStream>(g, wt, bias, in, out, v * L, L);
   for (; v < full; ++v) Plane3<SW, 1, false, kStream>(g, wt, bias, in, out, v * L, L);
   if (v < ch.vectors()) Plane3<SW, 1, true, false>(g, wt, bias, in, out, v * L, ch.valid(v));
+}
+
+/// Image3 at unit stride with w dilation dw: the outputs of one column residue r (mod dw)
+/// read only the input columns of one residue, dw apart, so each residue is an undilated
+/// pass over every dw-th column (in_px and out_px times dw), whose padding is the number of
+/// its windows' columns left of the image. A dilation-2 'same' layer (padding 2) becomes two
+/// 'same' passes with padding 1, on the fast rows.
+template <bool kStream>
+void ImageDilated(const PassGeo& g, I dw, const Channels& ch, const float* const (&wt)[9],
+                  const float* bias, const float* in, float* out) {
+  if (dw == 1) return Image3<1, kStream>(g, ch, wt, bias, in, out);
+  for (I r = 0; r < std::min(dw, g.out_w); ++r) {
+    const I first = r - g.pw;                    // input column of output r's first tap
+    const I c0 = (first % dw + dw) % dw;         // the residue's first column in the image
+    PassGeo sub = g;
+    sub.in_w = c0 < g.in_w ? (g.in_w - c0 + dw - 1) / dw : 0;
+    sub.out_w = (g.out_w - r + dw - 1) / dw;
+    sub.pw = (c0 - first) / dw;                  // exact; negative for negative pads
+    sub.in_px = dw * g.in_px;
+    sub.out_px = dw * g.out_px;
+    Image3<1, kStream>(sub, ch, wt, bias, in + c0 * g.in_px, out + r * g.out_px);
+  }
 }
 
 /// Backward-data of a 'same' 3x3 at w stride 2 (pw = 1, ow = (iw + 1) / 2), multiplier 1:
@@ -349,7 +371,8 @@ void FwdK3(const ConvParams& p, const float* src, const float* wei, const float*
   ch.Repack(p, wei);
   const std::vector<float> padded = PaddedBias(ch, bias);
   const float* b = bias ? padded.data() : nullptr;
-  const PassGeo k3{g.ih, g.iw, g.oh, g.ow, g.sh, g.ph, g.pw, g.src_row, g.src_px, g.dst_row, g.dst_px};
+  const PassGeo k3{g.ih,      g.iw,      g.oh,      g.ow,      g.sh, g.ph, g.pw,
+                   g.src_row, g.src_px,  g.dst_row, g.dst_px,  g.dh};
   const float* wt[9];
   for (int t = 0; t < 9; ++t) wt[t] = ch.weights(t);
   const bool stream = StreamOutput(p, dst, p.mb * g.oh * g.ow * ch.o(), g.dst_px, g.dst_row,
@@ -358,9 +381,9 @@ void FwdK3(const ConvParams& p, const float* src, const float* wei, const float*
     const float* x = src + n * p.src_s[0];
     float* y = dst + n * p.dst_s[0];
     if (stream)
-      g.sw == 2 ? Image3<2, true>(k3, ch, wt, b, x, y) : Image3<1, true>(k3, ch, wt, b, x, y);
+      g.sw == 2 ? Image3<2, true>(k3, ch, wt, b, x, y) : ImageDilated<true>(k3, g.dw, ch, wt, b, x, y);
     else
-      g.sw == 2 ? Image3<2, false>(k3, ch, wt, b, x, y) : Image3<1, false>(k3, ch, wt, b, x, y);
+      g.sw == 2 ? Image3<2, false>(k3, ch, wt, b, x, y) : ImageDilated<false>(k3, g.dw, ch, wt, b, x, y);
   }
   if (stream) hwy::FlushStream();
 }
@@ -382,14 +405,16 @@ void BwdDataK3(const ConvParams& p, const float* diff_dst, const float* wei, flo
     if (stream) hwy::FlushStream();
     return;
   }
-  // Unit stride: the forward of diff_dst with the kernel turned half a turn.
-  const PassGeo k3{g.oh,     g.ow,      g.ih,     g.iw,      1,       2 - g.ph,
-                 2 - g.pw, g.dst_row, g.dst_px, g.src_row, g.src_px};
+  // Unit stride: the forward of diff_dst with the kernel turned half a turn, which pads
+  // dilation * 2 - pad on each side.
+  const PassGeo k3{g.oh,      g.ow,     g.ih,      g.iw,     1,   2 * g.dh - g.ph, 2 * g.dw - g.pw,
+                   g.dst_row, g.dst_px, g.src_row, g.src_px, g.dh};
   for (int t = 0; t < 9; ++t) wt[t] = ch.weights(8 - t);
   for (I n = 0; n < p.mb; ++n) {
     const float* dy = diff_dst + n * p.dst_s[0];
     float* dx = diff_src + n * p.src_s[0];
-    stream ? Image3<1, true>(k3, ch, wt, nullptr, dy, dx) : Image3<1, false>(k3, ch, wt, nullptr, dy, dx);
+    stream ? ImageDilated<true>(k3, g.dw, ch, wt, nullptr, dy, dx)
+           : ImageDilated<false>(k3, g.dw, ch, wt, nullptr, dy, dx);
   }
   if (stream) hwy::FlushStream();
 }
@@ -406,12 +431,10 @@ HWY_EXPORT(FwdK3);
 HWY_EXPORT(BwdDataK3);
 
 bool dwconv_nhwc_k3_supports(const ConvParams& p) {
-  if (!dwconv_nhwc_supports(p) || p.ocg != 1 || p.k[1] != 3 || p.k[2] != 3 ||
-      p.dilation[1] != 1 || p.dilation[2] != 1)
-    return false;
-  const bool unit = p.stride[1] == 1 && p.stride[2] == 1;
-  const bool same_s2 = p.stride[2] == 2 && p.pad[2] == 1 && p.in[2] >= 2 &&
-                       p.out[2] == (p.in[2] + 1) / 2;
+  if (!dwconv_nhwc_supports(p) || p.ocg != 1 || p.k[1] != 3 || p.k[2] != 3) return false;
+  const bool unit = p.stride[1] == 1 && p.stride[2] == 1;  // any dilation
+  const bool same_s2 = p.dilation[1] == 1 && p.dilation[2] == 1 && p.stride[2] == 2 &&
+                       p.pad[2] == 1 && p.in[2] >= 2 && p.out[2] == (p.in[2] + 1) / 2;
   return unit || same_s2;
 }
 

@@ -121,6 +121,13 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {24, 1, 7, 7, 3, 3, 1, 2, 0, 0, 1, 1},
       {31, 1, 6, 40, 3, 3, 1, 1, 1, 1, 1, 1},
       {20, 1, 5, 47, 3, 3, 2, 2, 1, 1, 1, 1},
+      // Dilation at unit stride (one undilated pass per column residue): 'same' at 2, 3 in w
+      // only, dilation past the width, and padding past 2 * dilation (backward-data's turned
+      // kernel pads negatively).
+      {24, 1, 9, 11, 3, 3, 1, 1, 2, 2, 2, 2},
+      {17, 1, 7, 13, 3, 3, 1, 1, 1, 3, 1, 3},
+      {16, 1, 5, 4, 3, 3, 1, 1, 3, 5, 3, 3},
+      {9, 1, 6, 7, 3, 3, 1, 1, 5, 5, 2, 2},
       // 'Same' rows (padding 1, every output column; backward-weights runs them whole, at
       // stride 2 on 16-register targets): unit stride and stride 2 on odd and even widths
       // down to 2, two channel vectors at a time and a lone one.
