@@ -70,7 +70,7 @@ HWY_INLINE void Slide3(const Geo& g, const float* const (&rows)[3], const float*
                        I ow1, I o0, V (&sums)[9]) {
   constexpr int kSlide = kManyRegs ? 3 : 2;  // kernel rows whose columns stay in registers
   constexpr bool kAhead = kManyRegs || SW == 1;  // the middle column is loaded one pixel ahead
-  V sum[9];  // a local copy: GCC keeps it in registers, the caller's array it stores every pixel
+  V sum[9];  // a local copy (see Columns3)
   for (int t = 0; t < 9; ++t) sum[t] = sums[t];
   const D d;
   const I px = g.src_px;
@@ -117,7 +117,7 @@ HWY_INLINE void Slide3(const Geo& g, const float* const (&rows)[3], const float*
 template <unsigned kRows>
 HWY_INLINE void SameRow3(const Geo& g, const float* const (&rows)[3], const float* dy_row, I o0,
                          V (&sums)[9]) {
-  V sum[9];  // a local copy: GCC keeps it in registers, the caller's array it stores every pixel
+  V sum[9];  // a local copy (see Columns3)
   for (int t = 0; t < 9; ++t) sum[t] = sums[t];
   const D d;
   const I px = g.src_px, n = g.ow;
@@ -194,7 +194,7 @@ HWY_INLINE void SameRowFolded(const Geo& g, const float* const (&rows)[3], const
                               I o0, V (&sums)[9]) {
   constexpr int kSlide = kManyRegs ? 3 : 2;  // kernel rows whose columns stay in registers
   constexpr bool kRow[3] = {(kRows & 1u) != 0, (kRows & 2u) != 0, (kRows & 4u) != 0};
-  V sum[9];  // a local copy: GCC keeps it in registers, the caller's array it stores every pixel
+  V sum[9];  // a local copy (see Columns3)
   for (int t = 0; t < 9; ++t) sum[t] = sums[t];
   const D d;
   const I px = g.src_px, n = g.ow;

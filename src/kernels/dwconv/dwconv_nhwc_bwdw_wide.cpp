@@ -5,8 +5,8 @@
 //   src       [n][ih][iw][c]   ih = oh - ph + kh, iw = ow - pw + kw
 //   diff_dst  [n][oh][ow][c]
 //   diff_wei  [c][0][kh][kw]   dense, written once at the end
-// The caller guarantees dwconv_nhwc_wide_supports(p) (the same problems as the forward); src outside the image is zero
-// padding and is never read.
+// The caller guarantees dwconv_nhwc_wide_supports(p) (the forward's problems); src outside
+// the image is zero padding and is never read.
 #include "kernels/dwconv/dwconv_nhwc.hpp"
 
 #include <algorithm>

@@ -260,7 +260,7 @@ void Image3(const PassGeo& g, const Channels& ch, const float* const (&wt)[9], c
   if (v < ch.vectors()) Plane3<SW, 1, true, false>(g, wt, bias, in, out, v * L, ch.valid(v));
 }
 
-/// Image3 at unit stride with w dilation dw: the outputs of one column residue r (mod dw)
+/// Image3 at unit stride with w dilation dw (dw = 1: one pass, g itself): the outputs of one column residue r (mod dw)
 /// read only the input columns of one residue, dw apart, so each residue is an undilated
 /// pass over every dw-th column (in_px and out_px times dw), whose padding is the number of
 /// its windows' columns left of the image. A dilation-2 'same' layer (padding 2) becomes two
@@ -268,7 +268,6 @@ void Image3(const PassGeo& g, const Channels& ch, const float* const (&wt)[9], c
 template <bool kStream>
 void ImageDilated(const PassGeo& g, I dw, const Channels& ch, const float* const (&wt)[9],
                   const float* bias, const float* in, float* out) {
-  if (dw == 1) return Image3<1, kStream>(g, ch, wt, bias, in, out);
   for (I r = 0; r < std::min(dw, g.out_w); ++r) {
     const I first = r - g.pw;                    // input column of output r's first tap
     const I c0 = (first % dw + dw) % dw;         // the residue's first column in the image
@@ -358,7 +357,7 @@ void ImageS2BwdData(const Geo& g, const Channels& ch, const float* const (&wt)[9
 /// the cache) ran 15% slower streamed.
 inline bool StreamOutput(const ConvParams& p, const float* out, I elems, I px, I row, I image) {
   const I bytes = p.pass_out_bytes > 0 ? p.pass_out_bytes : elems * static_cast<I>(sizeof(float));
-  const auto aligned = [](I floats) { return floats * 4 % (LanesI() * 4) == 0; };
+  const auto aligned = [](I floats) { return floats % LanesI() == 0; };
   return bytes >= (I{8} << 20) &&
          reinterpret_cast<std::uintptr_t>(out) % static_cast<std::uintptr_t>(LanesI() * 4) == 0 &&
          aligned(px) && aligned(row) && aligned(image);
