@@ -10,8 +10,8 @@ seconds=${1:-30}
 bash scripts/install-deps.sh clang-14 libclang-rt-14-dev libomp-14-dev
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCONVKIT_BUILD_FUZZ=ON -DCONVKIT_BUILD_TESTS=OFF -DCONVKIT_BUILD_TOOLS=OFF \
-  -DCONVKIT_BUILD_BENCH=OFF -DCONVKIT_BUILD_EXAMPLES=OFF > /dev/null
+  -DCONVKIT_BUILD_FUZZ=ON -DCONVKIT_NATIVE_SIMD=ON -DCONVKIT_BUILD_TESTS=OFF \
+  -DCONVKIT_BUILD_TOOLS=OFF -DCONVKIT_BUILD_BENCH=OFF -DCONVKIT_BUILD_EXAMPLES=OFF > /dev/null
 cmake --build build-fuzz -j "${FUZZ_BUILD_JOBS:-$(nproc)}"
 
 # One thread: runs are reproducible and the executions per second are comparable.
