@@ -166,14 +166,12 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
-// Outputs of 16 MiB and more take non-temporal stores in the 3x3 strategy's 'same' rows when
-// the output is vector-aligned (tensors are 64-byte aligned); the small problems above never
-// reach them. One image each at unit stride and stride 2, integer values, exact comparison.
 // The 3x3 strategy stores the outputs of large passes non-temporally (forward, and
 // backward-data at unit stride and at stride 2). pass_out_bytes says how large the whole
 // pass is, so small images take that path here, on every target, with vector-aligned
 // buffers: channels that fill whole vectors, and 40 channels in 48-float pixels (a tail
-// vector on AVX-512, whose lanes keep plain stores).
+// vector on AVX-512, whose lanes keep plain stores). Passes that large also walk 32-channel
+// pixels whole on AVX2 (WholePixels), streamed or not. Integer values, exact comparison.
 TEST(DwconvNhwc, LargeOutputsStoredNonTemporallyAgreeWithTheReference) {
   const ConvKernel<float>* k3 = nullptr;
   for (const auto* k : nhwc_kernels())
@@ -191,7 +189,13 @@ TEST(DwconvNhwc, LargeOutputsStoredNonTemporallyAgreeWithTheReference) {
   const Case cases[] = {{{64, 1, 9, 13, 3, 3, 1, 1, 1, 1, 1, 1}, 64},
                         {{48, 1, 10, 17, 3, 3, 2, 2, 1, 1, 1, 1}, 48},
                         {{40, 1, 7, 12, 3, 3, 1, 2, 1, 1, 1, 1}, 48},
-                        {{32, 1, 6, 8, 3, 3, 1, 1, 0, 2, 1, 1}, 32}};
+                        {{32, 1, 6, 8, 3, 3, 1, 1, 0, 2, 1, 1}, 32},
+                        // 32 channels: on AVX2 a pass this large walks each pixel whole
+                        // ('same' rows at stride 1 and 2, dilation, pixels not aligned).
+                        {{32, 1, 9, 11, 3, 3, 1, 1, 1, 1, 1, 1}, 32},
+                        {{32, 1, 9, 11, 3, 3, 2, 2, 1, 1, 1, 1}, 32},
+                        {{32, 1, 7, 10, 3, 3, 1, 1, 2, 2, 2, 2}, 32},
+                        {{32, 1, 5, 7, 3, 3, 1, 1, 1, 1, 1, 1}, 36}};
   for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
     for (const Case& cs : cases) {
