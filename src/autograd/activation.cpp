@@ -64,7 +64,7 @@ Variable relu6(const Variable& x) {
         using T = decltype(v);
         return std::min(std::max(v, T(0)), T(6));
       },
-      [](auto v, auto g) { return (v > 0) & (v < 6) ? g : decltype(g)(0); });
+      [](auto v, auto g) { return ((v > 0) && (v < 6)) ? g : decltype(g)(0); });
 }
 
 Variable leaky_relu(const Variable& x, double negative_slope) {

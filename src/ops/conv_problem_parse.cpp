@@ -176,12 +176,12 @@ ConvProblem ConvProblem::parse(std::string_view text, DType dtype, MemoryFormat 
       if (const auto it = v.find(std::string{kind, l}); it != v.end() && !first) first = it->second;
     if (!first && !fallback)
       lp.fail("no {} given (expected {}{})", meaning, kind, letters.front());
-    std::vector<I> out;
+    std::vector<I> sizes;
     for (const char l : letters) {
       const auto it = v.find(std::string{kind, l});
-      out.push_back(it != v.end() ? it->second : first ? *first : *fallback);
+      sizes.push_back(it != v.end() ? it->second : first ? *first : *fallback);
     }
-    return out;
+    return sizes;
   };
 
   if (!has("ic")) lp.fail("no input channels given (expected 'ic')");

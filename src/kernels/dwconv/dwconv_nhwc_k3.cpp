@@ -254,12 +254,12 @@ template <int SW, bool kStream>
 void Image3(const PassGeo& g, const Channels& ch, const float* const (&wt)[9], const float* bias,
             const float* in, float* out, bool whole) {
   const I L = LanesI();
-  const I full = ch.o() / L;
-  I v = 0;
   if (whole) {
     Plane3<SW, 4, false, kStream>(g, wt, bias, in, out, 0, L);
     return;
   }
+  const I full = ch.o() / L;
+  I v = 0;
   for (; v + 2 <= full; v += 2) Plane3<SW, 2, false, kStream>(g, wt, bias, in, out, v * L, L);
   for (; v < full; ++v) Plane3<SW, 1, false, kStream>(g, wt, bias, in, out, v * L, L);
   if (v < ch.vectors()) Plane3<SW, 1, true, false>(g, wt, bias, in, out, v * L, ch.valid(v));
