@@ -352,16 +352,21 @@ void ImageS2BwdData(const Geo& g, const Channels& ch, const float* const (&wt)[9
   if (v < ch.vectors()) PlaneS2BwdData<1, true, false>(g, wt, dy, dx, v * L, ch.valid(v));
 }
 
+/// Bytes the whole pass writes: ConvParams::pass_out_bytes where the dispatcher split it into
+/// calls, else this call's `elems` output floats.
+inline I PassOutBytes(const ConvParams& p, I elems) {
+  return p.pass_out_bytes > 0 ? p.pass_out_bytes : elems * static_cast<I>(sizeof(float));
+}
+
 /// Whether a pass stores its output non-temporally: when the whole pass writes 8 MiB or more
 /// (a quarter of a 32 MiB last-level cache, which the input shares), and every pixel of this
-/// call's output (`elems` floats at `out`) is vector-aligned. One channel-vector walk writes
+/// call's output at `out` is vector-aligned. One channel-vector walk writes
 /// one or two lines of each pixel, so plain stores read every line for ownership from memory
 /// and wrote it back partly filled, once per walk: on AVX2 (Zen 3) MobileNetV2's 112x112x32
 /// and 56x56x144 forward layers ran at 2.0 and 2.1 ms with plain stores and at 0.77 and 0.81
 /// ms streamed, while a 28x28x192 layer (4.8 MB of output, which the next layer finds in
 /// the cache) ran 15% slower streamed.
-inline bool StreamOutput(const ConvParams& p, const float* out, I elems, I px, I row, I image) {
-  const I bytes = p.pass_out_bytes > 0 ? p.pass_out_bytes : elems * static_cast<I>(sizeof(float));
+inline bool StreamOutput(I bytes, const float* out, I px, I row, I image) {
   const auto aligned = [](I floats) { return floats % LanesI() == 0; };
   return bytes >= (I{8} << 20) &&
          reinterpret_cast<std::uintptr_t>(out) % static_cast<std::uintptr_t>(LanesI() * 4) == 0 &&
@@ -374,8 +379,7 @@ inline bool StreamOutput(const ConvParams& p, const float* out, I elems, I px, I
 /// pixel, the second walk from memory again: 112x112x32 at batch 32 ran its forward in 7.6
 /// ms that way and in 4.7 ms whole (AVX2, Zen 3, 1 thread). Where the input stays in the cache
 /// (batch 8), the two walks are faster: 4 vectors' weights do not fit in 16 registers.
-inline bool WholePixels(const ConvParams& p, const Channels& ch, I elems) {
-  const I bytes = p.pass_out_bytes > 0 ? p.pass_out_bytes : elems * static_cast<I>(sizeof(float));
+inline bool WholePixels(I bytes, const Channels& ch) {
   return !kManyRegs && ch.o() == 4 * LanesI() && bytes >= (I{32} << 20);
 }
 
@@ -390,9 +394,9 @@ void FwdK3(const ConvParams& p, const float* src, const float* wei, const float*
                    g.src_row, g.src_px,  g.dst_row, g.dst_px,  g.dh};
   const float* wt[9];
   for (int t = 0; t < 9; ++t) wt[t] = ch.weights(t);
-  const bool stream = StreamOutput(p, dst, p.mb * g.oh * g.ow * ch.o(), g.dst_px, g.dst_row,
-                                   p.dst_s[0]);
-  const bool whole = WholePixels(p, ch, p.mb * g.oh * g.ow * ch.o());
+  const I bytes = PassOutBytes(p, p.mb * g.oh * g.ow * ch.o());
+  const bool stream = StreamOutput(bytes, dst, g.dst_px, g.dst_row, p.dst_s[0]);
+  const bool whole = WholePixels(bytes, ch);
   for (I n = 0; n < p.mb; ++n) {
     const float* x = src + n * p.src_s[0];
     float* y = dst + n * p.dst_s[0];
@@ -411,9 +415,9 @@ void BwdDataK3(const ConvParams& p, const float* diff_dst, const float* wei, flo
   Channels ch(p, 9);
   ch.Repack(p, wei);
   const float* wt[9];
-  const bool stream = StreamOutput(p, diff_src, p.mb * g.ih * g.iw * ch.o(), g.src_px, g.src_row,
-                                   p.src_s[0]);
-  const bool whole = WholePixels(p, ch, p.mb * g.ih * g.iw * ch.o());
+  const I bytes = PassOutBytes(p, p.mb * g.ih * g.iw * ch.o());
+  const bool stream = StreamOutput(bytes, diff_src, g.src_px, g.src_row, p.src_s[0]);
+  const bool whole = WholePixels(bytes, ch);
   if (g.sw == 2) {
     for (int t = 0; t < 9; ++t) wt[t] = ch.weights(t);
     for (I n = 0; n < p.mb; ++n) {
