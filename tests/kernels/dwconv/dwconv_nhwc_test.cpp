@@ -138,6 +138,10 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {16, 1, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1},
       {33, 1, 11, 11, 3, 3, 3, 2, 1, 1, 1, 1},
       {24, 1, 5, 3, 3, 3, 2, 2, 1, 1, 2, 1},  // width 3 at stride 2, h dilation 2
+      // Images of 1 MiB and more, where backward-weights prefetches the next vectors' lines
+      // ('same' rows at stride 1 and 2, a channel tail past the last prefetched line).
+      {52, 1, 73, 70, 3, 3, 1, 1, 1, 1, 1, 1},
+      {44, 1, 81, 77, 3, 3, 2, 2, 1, 1, 1, 1},
       // The wide path (unit stride and dilation, multiplier 1): chunks of taps with a
       // remainder of every size, kernels wider than the image, blocks of every width along
       // rows of 29 and 1, a tail vector, and padding past kw - 1 (backward-data's turned
