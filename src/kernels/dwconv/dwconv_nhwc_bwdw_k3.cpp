@@ -22,7 +22,6 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/dwconv/dwconv_nhwc_bwdw_k3.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
-#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
@@ -33,16 +32,6 @@ namespace HWY_NAMESPACE {
 namespace {
 
 using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's helpers
-
-/// Asks for the cache line at p. A prefetch builtin counts for GCC as a read of unknown
-/// memory, so it stored the 9 sums before every one; this asm reads nothing it can see.
-HWY_INLINE void Touch(const float* p) {
-#if HWY_ARCH_X86
-  asm volatile("prefetcht0 (%0)" : : "r"(p));
-#else
-  hwy::Prefetch(p);
-#endif
-}
 
 /// 3 x 3 kernels at any stride and dilation (MobileNet's): all 9 taps of a channel vector
 /// stay in registers for the whole image, each diff_dst load shared by the 9, so small images
