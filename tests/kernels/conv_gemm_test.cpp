@@ -101,24 +101,6 @@ TEST(ConvGemm, ProblemsCutIntoSeveralPixelBlocksMatchTheReference) {
                            Tensor{}, {.padding = 1}, "src view");
 }
 
-// Small channels-last images go several to a pointwise GEMM (up to 1024 pixel rows): 20x20
-// images two at a time with a lone third, 7x7 images all five at once, 16x33 one at a time,
-// and in f64. One thread, so that src/ops/ hands the kernel the whole batch.
-TEST(ConvGemm, ChannelsLastImagesRunTogetherMatchTheReference) {
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const auto cl = MemoryFormat::ChannelsLast;
-  for (DType dt : {DType::F32, DType::F64}) {
-    const Tensor w = Tensor::uniform({6, 5, 1, 1}, -1, 1, 2, dt);
-    const Tensor b = Tensor::uniform({6}, -1, 1, 3, dt);
-    for (const Shape& shape : {Shape{3, 5, 20, 20}, Shape{5, 5, 7, 7}, Shape{3, 5, 16, 33}}) {
-      const Tensor x = Tensor::uniform(shape, -1, 1, 4, dt).to(cl);
-      expect_matches_reference(x, w, b, {}, "NHWC " + x.str());
-    }
-  }
-  omp_set_num_threads(threads);
-}
-
 // One image and one group make a single task, so src/ops/ calls the kernel outside a parallel
 // region and OpenBLAS splits each GEMM over the OpenMP threads itself. Its partition (and so
 // which edge micro-kernels sum which elements) depends on the thread count: the bits are

@@ -8,13 +8,8 @@
 //   bwd_weights  diff_W_g = sum over images of diff_dst x src^T  (NHWC: diff_dst^T x src)
 // Channels of a group are a sub-range of the tensor's, so groups and channel views only move
 // the base pointer; the caller guarantees the pixels flatten to one stride (supports()).
-// Small channels-last images that follow each other in memory (src and dst) go several to
-// a GEMM, as one matrix of their pixel rows: per-image GEMMs on 7x7 images ran at 0.8x of
-// the library's speed on the whole batch, while on 56x56 images the batch in one GEMM was
-// slower (backward-data 3.7 -> 5.3 ms). bwd_weights accumulates image run after image run
-// with beta = 1 GEMMs: a fixed order, so one thread count always gives the same bits.
-#include <algorithm>
-
+// bwd_weights accumulates image after image with beta = 1 GEMMs: a fixed order, so one thread
+// count always gives the same bits.
 #include "kernels/conv_gemm/conv_gemm.hpp"
 #include "kernels/conv_gemm/gemm.hpp"
 
@@ -35,18 +30,6 @@ PixelLayout dst_layout(const ConvParams& p) {
   return gemm::pixel_layout(p.dst_s, p.out, p.ocg);
 }
 
-/// How many images one GEMM takes: up to 1024 pixel rows' worth when the problem is
-/// channels-last with images back to back in src and dst (pixel rows at one stride across
-/// images), else one.
-I images_per_gemm(const ConvParams& p, const PixelLayout& sl, const PixelLayout& dl) {
-  const I np = pixels(p.out);
-  const bool back_to_back = sl.pixel_major && dl.pixel_major && p.src_s[0] == np * sl.ps &&
-                            p.dst_s[0] == np * dl.ps;
-  if (!back_to_back || np <= 0) return 1;
-  const I run = std::clamp<I>(1024 / np, 1, std::max<I>(p.mb, 1));
-  return gemm::fit_int(run * np) ? run : 1;
-}
-
 }  // namespace
 
 template <GemmLayout L>
@@ -63,10 +46,9 @@ bool conv_1x1_gemm_supports(const ConvParams& p) {
 template <typename T>
 void conv_1x1_gemm_fwd(const ConvParams& p, const T* src, const T* wei, const T* bias, T* dst) {
   const PixelLayout sl = src_layout(p), dl = dst_layout(p);
-  const I run = images_per_gemm(p, sl, dl);
-  for (I n = 0; n < p.mb; n += run)
+  const I np = pixels(p.out);
+  for (I n = 0; n < p.mb; ++n)
     for (I g = 0; g < p.g; ++g) {
-      const I np = std::min(run, p.mb - n) * pixels(p.out);
       const T* s = src + n * p.src_s[0] + g * p.icg * p.src_s[1];
       T* d = dst + n * p.dst_s[0] + g * p.ocg * p.dst_s[1];
       const Mat<T> out = gemm::pixel_mat<T>(dl, d, 0);
@@ -79,10 +61,9 @@ void conv_1x1_gemm_fwd(const ConvParams& p, const T* src, const T* wei, const T*
 template <typename T>
 void conv_1x1_gemm_bwd_data(const ConvParams& p, const T* diff_dst, const T* wei, T* diff_src) {
   const PixelLayout sl = src_layout(p), dl = dst_layout(p);
-  const I run = images_per_gemm(p, sl, dl);
-  for (I n = 0; n < p.mb; n += run)
+  const I np = pixels(p.out);
+  for (I n = 0; n < p.mb; ++n)
     for (I g = 0; g < p.g; ++g) {
-      const I np = std::min(run, p.mb - n) * pixels(p.out);
       const T* dd = diff_dst + n * p.dst_s[0] + g * p.ocg * p.dst_s[1];
       T* ds = diff_src + n * p.src_s[0] + g * p.icg * p.src_s[1];
       gemm::mm<T>(p.icg, np, p.ocg, Mat<const T>{wei + g * p.ocg * p.icg, p.icg, true},
@@ -93,12 +74,11 @@ void conv_1x1_gemm_bwd_data(const ConvParams& p, const T* diff_dst, const T* wei
 template <typename T>
 void conv_1x1_gemm_bwd_weights(const ConvParams& p, const T* src, const T* diff_dst, T* diff_wei) {
   const PixelLayout sl = src_layout(p), dl = dst_layout(p);
-  const I run = images_per_gemm(p, sl, dl);
+  const I np = pixels(p.out);
   for (I g = 0; g < p.g; ++g) {
     T* dw = diff_wei + g * p.ocg * p.icg;
     if (p.mb == 0) std::fill(dw, dw + p.ocg * p.icg, T(0));
-    for (I n = 0; n < p.mb; n += run) {
-      const I np = std::min(run, p.mb - n) * pixels(p.out);
+    for (I n = 0; n < p.mb; ++n) {
       const T* s = src + n * p.src_s[0] + g * p.icg * p.src_s[1];
       const T* dd = diff_dst + n * p.dst_s[0] + g * p.ocg * p.dst_s[1];
       gemm::mm<T>(p.ocg, p.icg, np, gemm::pixel_mat<const T>(dl, dd, 0),
