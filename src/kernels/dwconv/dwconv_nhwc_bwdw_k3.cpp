@@ -298,12 +298,10 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
   // while every channel vector walks them.
   const I row_bytes = (g.sh * g.iw * ch.c() + g.ow * ch.o()) * static_cast<I>(sizeof(float));
   const I band = std::clamp<I>((I{256} << 10) / std::max<I>(row_bytes, 1), 1, g.oh);
-  // Images of 1 MiB and more come from memory: while a vector walks a band, the lines the
-  // vectors one cache line on will read (same pixels, next 16 channels) are prefetched, as
-  // the hardware did not fetch strided lines ahead in time. On 56x56x144 at batch 8 this took
-  // the pass from about 2.6 to 1.9 ms (AVX2, Zen 3, 1 thread); on images that stay in L3
-  // (28x28x192) it cost 10%.
-  const bool prefetch = g.ih * g.iw * ch.c() * static_cast<I>(sizeof(float)) >= (I{1} << 20);
+  // While a vector walks a band, it prefetches the lines the vectors one cache line on will
+  // read (same pixels, next 16 channels): on 56x56x144 at batch 8 this took the pass from
+  // about 2.6 to 1.9 ms (AVX2, Zen 3, 1 thread); on 28x28x192, in L3, it cost 10%.
+  const bool prefetch = PrefetchAhead(g.ih * g.iw * ch.c() * static_cast<I>(sizeof(float)));
   for (I oh0 = 0; oh0 < g.oh; oh0 += band)
     for (I v = 0; v < ch.vectors(); ++v) {
       V sum[9];

@@ -75,6 +75,12 @@ HWY_INLINE void Touch(const float* p) {
 #endif
 }
 
+/// Whether the 3x3 walks over an image whose walked tensor holds `image_bytes` prefetch the
+/// lines the next channel vectors will read: images of 1 MiB and more come from memory, and
+/// the hardware did not fetch those strided lines ahead in time; smaller ones stay in L3,
+/// where the prefetches only cost.
+inline bool PrefetchAhead(I image_bytes) { return image_bytes >= (I{1} << 20); }
+
 /// The first n lanes (0 < n <= L) of p, zero elsewhere; reads nothing past p[n).
 HWY_INLINE V LoadFirst(const float* p, I n) { return dwnchw::LoadFirst(D(), p, n); }
 
