@@ -323,5 +323,32 @@ TEST(ConvThreads, DepthwiseWeightsSplitOverImagesKeepTheirBits) {
   omp_set_num_threads(threads);
 }
 
+// Channels-last depthwise backward-weights whose images src/ops/ does not split over the
+// threads is cut by channels, into blocks that follow the thread count: the kernel's bands
+// of rows (whose sums it adds in float) must not follow the call's channels. They did, and
+// these shapes gave other bits at 1 and 2 threads in thousands of weights.
+TEST(ConvThreads, DepthwiseWeightsSplitOverChannelsKeepTheirBits) {
+  const int threads = omp_get_max_threads();
+  struct Case {
+    std::int64_t n, c, h;
+  };
+  for (const Case cs : {Case{8, 384, 14}, Case{8, 960, 7}, Case{1, 144, 56}, Case{4, 192, 28}}) {
+    const Shape src{cs.n, cs.c, cs.h, cs.h}, wei{cs.c, 1, 3, 3};
+    const ConvOptions options{.padding = Padding{1}, .groups = cs.c};
+    const ConvProblem p = ConvProblem::make(src, wei, std::nullopt, options, false, DType::F32,
+                                            MemoryFormat::ChannelsLast);
+    const Tensor x = Tensor::uniform(src, -1, 1, 1).to(MemoryFormat::ChannelsLast);
+    const Tensor dy = Tensor::uniform(p.dst_shape(), -1, 1, 2).to(MemoryFormat::ChannelsLast);
+    omp_set_num_threads(1);
+    const Tensor one = conv_backward_weights(p, x, dy);
+    EXPECT_EQ(last_conv_kernel(), "dwconv2d_f32_nhwc_bwdw_k3__hwy");
+    for (const int t : {2, 3}) {
+      omp_set_num_threads(t);
+      EXPECT_EQ(one.to_vector(), conv_backward_weights(p, x, dy).to_vector()) << p.str() << ", " << t;
+    }
+  }
+  omp_set_num_threads(threads);
+}
+
 }  // namespace
 }  // namespace convkit

@@ -298,22 +298,15 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
   // read (same pixels, next 16 channels): on 56x56x144 at batch 8 this took the pass from
   // about 2.6 to 1.9 ms (AVX2, Zen 3, 1 thread); on 28x28x192, in L3, it cost 10%.
   const bool prefetch = PrefetchAhead(g.ih * g.iw * ch.c() * static_cast<I>(sizeof(float)));
-  I band = 1;
-  if (prefetch) {
-    // The image comes from memory: bands as tall as keep the lines one vector's walk
-    // touches (one per pixel) within half of L1 (16 KiB), so that the next vector, which
-    // reads the other half of those lines on AVX2, finds them there. Bands sized for L2
-    // had it fetch them again from L2: 56x56x144 at stride 2 took 0.67-0.74 ms, now
-    // 0.52-0.59 (1 thread, batch 8); every MobileNetV2 layer of 1 MiB gets one row.
-    const I lines = g.sh * g.iw + g.ow;  // per output row, besides the kernel's extra rows
-    band = std::clamp<I>((256 - 2 * g.dh * g.iw) / std::max<I>(lines, 1), 1, g.oh);
-  } else {
-    // Bands whose src and diff_dst rows (all channels) stay in L2 (~256 KiB) while every
-    // channel vector walks them; one row per band measured 10-20% slower on 28x28 and
-    // 14x14 images, for the flush per row and vector.
-    const I row_bytes = (g.sh * g.iw * ch.c() + g.ow * ch.o()) * static_cast<I>(sizeof(float));
-    band = std::clamp<I>((I{256} << 10) / std::max<I>(row_bytes, 1), 1, g.oh);
-  }
+  // Bands as tall as keep the lines one vector's walk touches (one per pixel) within half
+  // of L1 (256 lines, 16 KiB), so that the next vector, which reads the other half of those
+  // lines on AVX2, finds them there. Bands sized for all channels' rows in L2 had 56x56x144
+  // at stride 2 take 0.67-0.74 ms, now 0.52-0.59 (1 thread, batch 8); 28x28 and smaller
+  // layers measured the same. The band depends on the image's width alone: the sums are
+  // added per band, and a band that followed this call's channels (which src/ops/ cuts by
+  // the thread count) gave other bits at 1 and 2 threads.
+  const I lines = g.sh * g.iw + g.ow;  // per output row, besides the kernel's extra rows
+  const I band = std::clamp<I>((256 - 2 * g.dh * g.iw) / std::max<I>(lines, 1), 1, g.oh);
   for (I oh0 = 0; oh0 < g.oh; oh0 += band)
     for (I v = 0; v < ch.vectors(); ++v) {
       V sum[9];
