@@ -123,21 +123,26 @@ const ConvKernel<T>& pick_conv_kernel(const ConvParams& k, ConvPass pass, const 
 namespace {
 
 // How many group blocks to cut g into so that `images` x blocks gives each thread several
-// tasks; returns the block size. Channels-last depthwise problems keep whole 16-channel
-// stretches (64 bytes) per block: their kernels run vectors along the channels, and a few
-// channels per task would leave the vectors part empty and split cache lines between threads.
-// Backward-weights (images = 1: each task walks the whole batch) of a channels-last depthwise
-// problem takes one block per thread instead: every block re-reads every pixel for its own
-// channels, so fewer, wider blocks read the tensors fewer times.
-I group_block_size(const ConvParams& k, I images) {
+// tasks; returns the block size. Channels-last depthwise problems, and those of a kernel
+// that runs channel vectors on channels-last copies (ConvKernel::channel_vectors), keep
+// whole 16-channel stretches (64 bytes) per block: their kernels run vectors along the
+// channels, and a few channels per task would leave the vectors part empty, split cache
+// lines between threads, and put a channel in a tail vector at one thread count and a full
+// one at another, which changes its bits. (The NCHW row kernels keep blocks of any size:
+// rounded to 16 channels, their backward-weights of MobileNetV2's 112x112 layers ran 1.5x
+// slower at 2 threads.)
+// Backward-weights (images = 1: each task walks the whole batch) of such a problem takes one
+// block per thread instead: every block re-reads every pixel for its own channels, so
+// fewer, wider blocks read the tensors fewer times.
+I group_block_size(const ConvParams& k, I images, bool channel_vectors) {
   const I g = k.g;
   if (g <= 1 || images <= 0) return std::max<I>(g, 1);  // nothing to split (empty problems too)
-  const bool channels_last_dw = k.icg == 1 && k.src_s[1] == 1 && k.dst_s[1] == 1;
+  const bool vectors = k.icg == 1 && ((k.src_s[1] == 1 && k.dst_s[1] == 1) || channel_vectors);
   const I threads = static_cast<I>(omp_get_max_threads());
-  const I want = channels_last_dw && images == 1 ? threads : 4 * threads;
+  const I want = vectors && images == 1 ? threads : 4 * threads;
   const I blocks = std::clamp<I>((want + images - 1) / images, 1, g);
   const I size = (g + blocks - 1) / blocks;
-  return channels_last_dw ? std::min(g, (size + 15) / 16 * 16) : size;
+  return vectors ? std::min(g, (size + 15) / 16 * 16) : size;
 }
 
 // Images per forward or backward-data task: when one group block covers the channels and the
@@ -166,7 +171,7 @@ template <typename T>
 void run_conv_fwd(const ConvProblem& p, const ConvParams& k, const T* src, const T* wei,
                   const T* bias, T* dst) {
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::Fwd, p);
-  const I gb = group_block_size(k, k.mb);
+  const I gb = group_block_size(k, k.mb, kernel.channel_vectors);
   const I blocks = (k.g + gb - 1) / gb;
   const I run = images_per_task(k.mb, blocks);
   const I tasks = k.mb / run * blocks;
@@ -186,7 +191,7 @@ template <typename T>
 void run_conv_bwd_data(const ConvProblem& p, const ConvParams& k, const T* diff_dst, const T* wei,
                        T* diff_src) {
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdData, p);
-  const I gb = group_block_size(k, k.mb);
+  const I gb = group_block_size(k, k.mb, kernel.channel_vectors);
   const I blocks = (k.g + gb - 1) / gb;
   const I run = images_per_task(k.mb, blocks);
   const I tasks = k.mb / run * blocks;
@@ -233,7 +238,7 @@ void run_conv_bwd_weights(const ConvProblem& p, const ConvParams& k, const T* sr
     }
     return;
   }
-  const I gb = group_block_size(k, 1);
+  const I gb = group_block_size(k, 1, kernel.channel_vectors);
   const I blocks = (k.g + gb - 1) / gb;
   for_tasks(blocks, [&](I b) {
     const I g0 = b * gb;

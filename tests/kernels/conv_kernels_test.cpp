@@ -350,5 +350,45 @@ TEST(ConvThreads, DepthwiseWeightsSplitOverChannelsKeepTheirBits) {
   omp_set_num_threads(threads);
 }
 
+// NCHW depthwise backward-weights on planes up to 64x64 runs the channels-last kernels on
+// transposed copies (dwconv_nchw_via_nhwc.cpp): it must give the channels-last call's bits,
+// for the 3x3, wide and tap-list kernels, with channel counts off the 8 x 8 transpose blocks,
+// planes whose rows are not dense, and an image of 1 MiB that src/ops/ splits over the
+// threads. Kernels wider than 7 stay on the NCHW large-kernel path.
+TEST(ConvDispatch, NchwDepthwiseWeightsThroughChannelsLastGiveItsBits) {
+  const int threads = omp_get_max_threads();
+  struct Case {
+    std::int64_t n, c, h, w, k, stride, dilation;
+  };
+  for (const Case cs : {Case{3, 40, 14, 14, 3, 1, 1}, Case{2, 17, 9, 7, 3, 2, 1},
+                        Case{1, 9, 5, 11, 3, 1, 2}, Case{2, 96, 56, 56, 3, 1, 1},
+                        Case{2, 24, 15, 13, 5, 2, 1}, Case{1, 19, 12, 10, 7, 1, 1},
+                        Case{1, 8, 20, 20, 13, 1, 1}}) {
+    const Shape src{cs.n, cs.c, cs.h, cs.w}, wei{cs.c, 1, cs.k, cs.k};
+    const ConvOptions options{.stride = {cs.stride}, .padding = Padding{cs.dilation * (cs.k / 2)},
+                              .dilation = {cs.dilation}, .groups = cs.c};
+    const auto problem = [&](MemoryFormat f) {
+      return ConvProblem::make(src, wei, std::nullopt, options, false, DType::F32, f);
+    };
+    const ConvProblem pc = problem(MemoryFormat::Contiguous), pl = problem(MemoryFormat::ChannelsLast);
+    // Rows 3 floats apart in a wider buffer: the planes' rows are not dense.
+    const Tensor wide = Tensor::uniform({cs.n, cs.c, cs.h, cs.w + 3}, -1, 1, 1);
+    const Tensor x = wide.narrow(3, 0, cs.w);
+    const Tensor dy = Tensor::uniform(pc.dst_shape(), -1, 1, 4);
+    const Tensor xl = x.to(MemoryFormat::ChannelsLast), dyl = dy.to(MemoryFormat::ChannelsLast);
+    for (const int t : {1, 2}) {
+      omp_set_num_threads(t);
+      const Tensor dw = conv_backward_weights(pc, x, dy);
+      if (cs.k > 7) {
+        EXPECT_EQ(last_conv_kernel(), "dwconv2d_f32_nchw_bwdw_large__hwy") << pc.str();
+        continue;
+      }
+      EXPECT_EQ(last_conv_kernel(), "dwconv2d_f32_nchw_bwdw_via_nhwc__hwy") << pc.str();
+      EXPECT_EQ(dw.to_vector(), conv_backward_weights(pl, xl, dyl).to_vector()) << pc.str() << ", " << t;
+    }
+  }
+  omp_set_num_threads(threads);
+}
+
 }  // namespace
 }  // namespace convkit

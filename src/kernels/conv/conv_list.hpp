@@ -43,6 +43,10 @@ inline const char* pass_name(ConvPass pass) {
 ///   double, in image order, rounding once at the end. src/ops/ may then run images on
 ///   different threads, one call each, and add their results the same way: the bits do not
 ///   change with the thread count.
+/// - `channel_vectors`: the kernel runs SIMD vectors along the channels of an NCHW problem
+///   (on channels-last copies); src/ops/ then hands it whole 16-channel blocks, as it does
+///   for every channels-last depthwise problem, so that a channel's vector, and its bits,
+///   do not change with the thread count.
 template <typename T>
 struct ConvKernel {
   const char* name;
@@ -51,6 +55,7 @@ struct ConvKernel {
   void (*bwd_data)(const ConvParams&, const T* diff_dst, const T* wei, T* diff_src);
   void (*bwd_weights)(const ConvParams&, const T* src, const T* diff_dst, T* diff_wei);
   bool images_in_double = false;
+  bool channel_vectors = false;
 
   bool implements(ConvPass pass) const {
     return pass == ConvPass::Fwd ? fwd != nullptr
@@ -65,6 +70,10 @@ inline bool supports_everything(const ConvParams&) { return true; }
 
 /// Depthwise (icg == 1), float32 only: Highway kernels in src/kernels/dwconv/.
 inline constexpr ConvKernel<float> kDwconvKernels[] = {
+    // Backward-weights of NCHW planes up to 64x64 through the channels-last kernels on
+    // transposed copies (dwconv_nchw_via_nhwc.cpp): 2-9x faster than the row kernels there.
+    {"dwconv2d_f32_nchw_bwdw_via_nhwc__hwy", dwconv_nchw_bwdw_via_nhwc_supports, nullptr,
+     nullptr, dwconv_nchw_bwdw_via_nhwc_hwy, true, true},
     // Backward-weights, NCHW rows (dwconv_nchw_bwdw*.cpp); kw = 7 and up take the large
     // path, which measured faster than row blocking from 7 x 7 on.
     {"dwconv2d_f32_nchw_bwdw_k3s1__hwy", dwconv_nchw_bwdw_kxk_supports<3, 1>, nullptr, nullptr,

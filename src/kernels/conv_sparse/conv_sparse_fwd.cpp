@@ -51,6 +51,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include "kernels/conv/transpose8x8-inl.hpp"
 #include "kernels/conv_sparse/conv_sparse_tile-inl.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -59,15 +60,12 @@ namespace HWY_NAMESPACE {
 namespace {
 
 namespace hn = hwy::HWY_NAMESPACE;
-// The tile primitives (conv_sparse_tile-inl.hpp).
+// The tile primitives (conv_sparse_tile-inl.hpp); Transpose8x8 is transpose8x8-inl.hpp's.
 using sparse::D;
 using sparse::DI;
 using sparse::DotN;
 using sparse::I;
 using sparse::kMaxTile;
-#if HWY_TARGET <= HWY_AVX2
-using sparse::Transpose8x8;
-#endif
 
 // True when the pixels of `sz` lie at unit steps of one flattened index under strides s.
 bool flattens(const std::array<I, 5>& s, const std::array<I, 3>& sz) {

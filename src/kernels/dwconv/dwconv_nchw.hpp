@@ -36,4 +36,12 @@ void dwconv_nchw_generic_fwd_hwy(const ConvParams& p, const float* src, const fl
 void dwconv_nchw_generic_bwd_data_hwy(const ConvParams& p, const float* diff_dst, const float* wei,
                                       float* diff_src);
 
+/// Backward-weights of planes up to 64x64 and kernels up to 7 wide without a multiplier, by
+/// the channels-last kernels on a channels-last copy of each image
+/// (dwconv_nchw_via_nhwc.cpp): each image summed in float, the images in double, in image
+/// order, as the channels-last kernels do.
+bool dwconv_nchw_bwdw_via_nhwc_supports(const ConvParams& p);
+void dwconv_nchw_bwdw_via_nhwc_hwy(const ConvParams& p, const float* src, const float* diff_dst,
+                                   float* diff_wei);
+
 }  // namespace convkit::kernels

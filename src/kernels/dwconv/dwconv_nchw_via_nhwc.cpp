@@ -1,0 +1,161 @@
+// Depthwise backward-weights of NCHW tensors through the channels-last kernels: each image's
+// src and diff_dst are transposed into channels-last scratch and the channels-last kernel
+// the list would pick sums the image there. The NCHW row kernels walk one channel's plane at
+// a time, which on planes up to 56x56 measured 2-9x slower than the transposes and the
+// channels-last kernel together (batch 8, 1 thread: MobileNetV2's 7x7x960 3x3 took 2.8 ms,
+// now 0.33; 14x14x384 2.4 ms, now 0.45).
+//
+// Forward and backward-data run the same way on branch wip/nchw-via-nhwc, 1.5-9x faster on
+// the same layers; they are not listed because the MobileNetV2 SGD-step parity test sits
+// within float32 rounding of a ReLU6 gate (tests/nn/mobilenet_parity_test.cpp). The weight
+// gradient feeds no gate.
+//
+// Memory walked:
+//   src, diff_dst    [n][c][h][w]  any image, channel and row strides, unit w stride
+//   scratch (dense)  [h][w][c]     one image of each, per thread, grown once per call
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/dwconv/dwconv_nchw.hpp"
+#include "kernels/dwconv/dwconv_nhwc.hpp"
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS ((HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL) & ~(HWY_BASELINE_TARGETS))
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/dwconv/dwconv_nchw_via_nhwc.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "kernels/conv/transpose8x8-inl.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace convkit::kernels {
+namespace HWY_NAMESPACE {
+namespace {
+
+using I = std::int64_t;
+
+/// The rows a plane is walked in: one row of h * w pixels when its rows are dense (7x7
+/// planes then still fill 8 x 8 blocks), else h rows of w.
+struct PlaneRows {
+  I rows, n;
+};
+PlaneRows RowsOf(I h, I w, I row) { return row == w ? PlaneRows{1, h * w} : PlaneRows{h, w}; }
+
+/// One image's planes to pixels: px[(y*w + x)*c + k] = planes[k*c_stride + y*row + x].
+void ToPixels(const float* planes, I c, I c_stride, I h, I w, I row, float* px) {
+  const PlaneRows pr = RowsOf(h, w, row);
+  for (I r = 0; r < pr.rows; ++r) {
+    const float* in = planes + r * row;
+    float* out = px + r * w * c;
+    I k = 0;
+#if HWY_TARGET <= HWY_AVX2
+    const I off[8] = {0, c, 2 * c, 3 * c, 4 * c, 5 * c, 6 * c, 7 * c};
+    for (; k + 8 <= c; k += 8) {
+      const float* ch[8];
+      for (int j = 0; j < 8; ++j) ch[j] = in + (k + j) * c_stride;
+      I x = 0;
+      for (; x + 8 <= pr.n; x += 8) {
+        const float* block[8];
+        for (int j = 0; j < 8; ++j) block[j] = ch[j] + x;
+        Transpose8x8(block, out + x * c + k, off);
+      }
+      for (; x < pr.n; ++x)
+        for (int j = 0; j < 8; ++j) out[x * c + k + j] = ch[j][x];
+    }
+#endif
+    for (; k < c; ++k)
+      for (I x = 0; x < pr.n; ++x) out[x * c + k] = in[k * c_stride + x];
+  }
+}
+
+}  // namespace
+}  // namespace HWY_NAMESPACE
+}  // namespace convkit::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace convkit::kernels {
+
+HWY_EXPORT(ToPixels);
+
+namespace {
+
+using I = std::int64_t;
+
+/// p as a channels-last problem on one dense scratch image.
+ConvParams ChannelsLast(const ConvParams& p) {
+  ConvParams q = p;
+  q.mb = 1;
+  const I c = p.g * p.icg, o = p.g * p.ocg;
+  const I ih = p.in[1], iw = p.in[2], oh = p.out[1], ow = p.out[2];
+  q.src_s = {ih * iw * c, 1, ih * iw * c, iw * c, c};
+  q.dst_s = {oh * ow * o, 1, oh * ow * o, ow * o, o};
+  return q;
+}
+
+/// One thread's scratch, grown once per call.
+template <typename T>
+T* Scratch(I count) {
+  thread_local std::vector<T> scratch;
+  if (scratch.size() < static_cast<std::size_t>(count)) scratch.resize(static_cast<std::size_t>(count));
+  return scratch.data();
+}
+
+struct Planes {
+  I c, h, w, c_stride, row, image;  // channels, rows, columns and the tensor's strides
+  I px() const { return h * w * c; }  // floats of one dense channels-last image
+};
+
+Planes SrcPlanes(const ConvParams& p) {
+  return {p.g * p.icg, p.in[1], p.in[2], p.src_s[1], p.src_s[3], p.src_s[0]};
+}
+Planes DstPlanes(const ConvParams& p) {
+  return {p.g * p.ocg, p.out[1], p.out[2], p.dst_s[1], p.dst_s[3], p.dst_s[0]};
+}
+
+void ToPixels(const Planes& t, const float* planes, float* px) {
+  HWY_DYNAMIC_DISPATCH(ToPixels)(planes, t.c, t.c_stride, t.h, t.w, t.row, px);
+}
+}  // namespace
+
+bool dwconv_nchw_bwdw_via_nhwc_supports(const ConvParams& p) {
+  // Planes up to 64x64, kernels up to 7 wide, no multiplier. On MobileNetV2's 112x112 layers
+  // the transposes from memory made 2 threads slower than the row kernels (32 channels: 1.24
+  // against 1.94 ms), and 56x56 at unit stride came out even; from 13x13 kernels on the NCHW
+  // large-kernel path was as fast or faster (RepLKNet's 31x31 at 28x28: 59 against 105 ms).
+  return dwconv_nchw_layout_ok(p) && p.ocg == 1 && p.in[1] * p.in[2] <= 64 * 64 &&
+         p.k[2] <= 7 && dwconv_nhwc_supports(ChannelsLast(p));
+}
+
+void dwconv_nchw_bwdw_via_nhwc_hwy(const ConvParams& p, const float* src, const float* diff_dst,
+                                   float* diff_wei) {
+  // One image per channels-last call: its result is that image's float sums exactly, and
+  // adding them in double in image order gives the bits of one channels-last call over the
+  // batch (their images_in_double contract). Each call sets up its channels and sums again
+  // (a few small allocations per image).
+  const Planes ts = SrcPlanes(p), td = DstPlanes(p);
+  const I weights = td.c * p.wei_s[0];  // diff_wei is dense
+  float* xs = Scratch<float>(ts.px() + td.px() + weights);
+  float* ys = xs + ts.px();
+  float* one = ys + td.px();
+  double* total = Scratch<double>(weights);
+  std::fill(total, total + weights, 0.0);
+  const ConvParams q = ChannelsLast(p);
+  const auto pass = dwconv_nhwc_bwdw_k3_supports(q) ? dwconv_nhwc_bwdw_k3_hwy
+                    : dwconv_nhwc_wide_supports(q)  ? dwconv_nhwc_bwdw_wide_hwy
+                                                    : dwconv_nhwc_bwd_weights_hwy;
+  for (I n = 0; n < p.mb; ++n) {
+    ToPixels(ts, src + n * ts.image, xs);
+    ToPixels(td, diff_dst + n * td.image, ys);
+    pass(q, xs, ys, one);
+    for (I i = 0; i < weights; ++i) total[i] += one[i];
+  }
+  for (I i = 0; i < weights; ++i) diff_wei[i] = static_cast<float>(total[i]);
+}
+
+}  // namespace convkit::kernels
+#endif  // HWY_ONCE
