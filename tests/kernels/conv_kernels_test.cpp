@@ -285,6 +285,22 @@ TEST(ConvThreads, OneAndThreeThreadsGiveIdenticalBits) {
   omp_set_num_threads(threads);
 }
 
+// A channels-last depthwise problem of k x k kernels ('same' padding at unit stride) with
+// random src and diff_dst.
+struct DwWeightsCase {
+  ConvProblem p;
+  Tensor x, dy;
+};
+DwWeightsCase channels_last_dw(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
+                               std::int64_t k, std::int64_t stride) {
+  const Shape src{n, c, h, w}, wei{c, 1, k, k};
+  const ConvOptions options{.stride = {stride}, .padding = Padding{k / 2}, .groups = c};
+  const ConvProblem p = ConvProblem::make(src, wei, std::nullopt, options, false, DType::F32,
+                                          MemoryFormat::ChannelsLast);
+  return {p, Tensor::uniform(src, -1, 1, 1).to(MemoryFormat::ChannelsLast),
+          Tensor::uniform(p.dst_shape(), -1, 1, 2).to(MemoryFormat::ChannelsLast)};
+}
+
 // Channels-last depthwise backward-weights over images of 1 MiB and more runs one image per
 // call across the threads and adds the images in double (src/ops/conv_dispatch.cpp): the
 // bits must match one thread's single call, for the 3x3, wide and tap-list kernels, and the
@@ -298,12 +314,7 @@ TEST(ConvThreads, DepthwiseWeightsSplitOverImagesKeepTheirBits) {
   for (const Case cs : {Case{16, 128, 130, 3, 1, "dwconv2d_f32_nhwc_bwdw_k3__hwy"},
                         Case{24, 100, 111, 5, 1, "dwconv2d_f32_nhwc_bwdw_wide__hwy"},
                         Case{20, 120, 113, 5, 2, "dwconv2d_f32_nhwc__hwy"}}) {
-    const Shape src{3, cs.c, cs.h, cs.w}, wei{cs.c, 1, cs.k, cs.k};
-    const ConvOptions options{.stride = {cs.stride}, .padding = Padding{cs.k / 2}, .groups = cs.c};
-    const ConvProblem p = ConvProblem::make(src, wei, std::nullopt, options, false, DType::F32,
-                                            MemoryFormat::ChannelsLast);
-    const Tensor x = Tensor::uniform(src, -1, 1, 1).to(MemoryFormat::ChannelsLast);
-    const Tensor dy = Tensor::uniform(p.dst_shape(), -1, 1, 2).to(MemoryFormat::ChannelsLast);
+    const auto [p, x, dy] = channels_last_dw(3, cs.c, cs.h, cs.w, cs.k, cs.stride);
     omp_set_num_threads(1);
     const Tensor one = conv_backward_weights(p, x, dy);
     EXPECT_EQ(last_conv_kernel(), cs.kernel);
@@ -333,12 +344,7 @@ TEST(ConvThreads, DepthwiseWeightsSplitOverChannelsKeepTheirBits) {
     std::int64_t n, c, h;
   };
   for (const Case cs : {Case{8, 384, 14}, Case{8, 960, 7}, Case{1, 144, 56}, Case{4, 192, 28}}) {
-    const Shape src{cs.n, cs.c, cs.h, cs.h}, wei{cs.c, 1, 3, 3};
-    const ConvOptions options{.padding = Padding{1}, .groups = cs.c};
-    const ConvProblem p = ConvProblem::make(src, wei, std::nullopt, options, false, DType::F32,
-                                            MemoryFormat::ChannelsLast);
-    const Tensor x = Tensor::uniform(src, -1, 1, 1).to(MemoryFormat::ChannelsLast);
-    const Tensor dy = Tensor::uniform(p.dst_shape(), -1, 1, 2).to(MemoryFormat::ChannelsLast);
+    const auto [p, x, dy] = channels_last_dw(cs.n, cs.c, cs.h, cs.h, 3, 1);
     omp_set_num_threads(1);
     const Tensor one = conv_backward_weights(p, x, dy);
     EXPECT_EQ(last_conv_kernel(), "dwconv2d_f32_nhwc_bwdw_k3__hwy");
