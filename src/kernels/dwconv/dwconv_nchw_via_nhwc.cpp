@@ -3,7 +3,7 @@
 // the list would pick sums the image there. The NCHW row kernels walk one channel's plane at
 // a time, which on planes up to 56x56 measured 2-9x slower than the transposes and the
 // channels-last kernel together (batch 8, 1 thread: MobileNetV2's 7x7x960 3x3 took 2.8 ms,
-// now 0.33; 14x14x384 2.4 ms, now 0.45).
+// now 0.33-0.38; 14x14x384 2.4 ms, now 0.45-0.67, over two runs on a noisy machine).
 //
 // Forward and backward-data run the same way on branch wip/nchw-via-nhwc, 1.5-9x faster on
 // the same layers; they are not listed because the MobileNetV2 SGD-step parity test sits
