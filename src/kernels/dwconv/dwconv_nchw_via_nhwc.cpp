@@ -1,9 +1,10 @@
 // Depthwise backward-weights of NCHW tensors through the channels-last kernels: each image's
 // src and diff_dst are transposed into channels-last scratch and the channels-last kernel
 // the list would pick sums the image there. The NCHW row kernels walk one channel's plane at
-// a time, which on planes up to 56x56 measured 2-9x slower than the transposes and the
-// channels-last kernel together (batch 8, 1 thread: MobileNetV2's 7x7x960 3x3 took 2.8 ms,
-// now 0.33-0.38; 14x14x384 2.4 ms, now 0.45-0.67, over two runs on a noisy machine).
+// a time, which on planes of 28x28 and smaller measured 2-9x slower than the transposes and
+// the channels-last kernel together, 1.2-2x at 56x56 (batch 8, 1 thread, two runs on a
+// noisy machine: MobileNetV2's 7x7x960 3x3 took 2.8 ms, now 0.33-0.38; 14x14x384 2.4 ms,
+// now 0.45-0.67).
 //
 // Forward and backward-data run the same way on branch wip/nchw-via-nhwc, 1.5-9x faster on
 // the same layers; they are not listed because the MobileNetV2 SGD-step parity test sits
