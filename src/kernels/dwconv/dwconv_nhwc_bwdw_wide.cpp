@@ -1,12 +1,14 @@
 // Depthwise backward-weights for channels-last wide kernels (5 and up) at unit stride and
-// dilation with multiplier 1, float32: chunks of taps slide along whole rows.
+// dilation with multiplier 1, float32: chunks of taps slide along dense copies of rows.
 //
 // Memory walked (channels innermost, pixels and rows at any stride):
 //   src       [n][ih][iw][c]   ih = oh - ph + kh, iw = ow - pw + kw
 //   diff_dst  [n][oh][ow][c]
 //   diff_wei  [c][0][kh][kw]   dense, written once at the end
-// The caller guarantees dwconv_nhwc_wide_supports(p) (the forward's problems); src outside
-// the image is zero padding and is never read.
+// The caller guarantees dwconv_nhwc_wide_supports(p) (the forward's problems). src outside
+// the image is zero padding: it is never read, but the copies' zero pixels stand for it,
+// so a NaN or infinity in diff_dst may reach taps that see only padding (NaN * 0), as in
+// PyTorch's CPU path.
 #include "kernels/dwconv/dwconv_nhwc.hpp"
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/dwconv/dwconv_nhwc_bwdw_wide.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/aligned_allocator.h>
 #include <hwy/highway.h>
 
 #include "kernels/dwconv/dwconv_nhwc_common-inl.hpp"
@@ -34,80 +37,154 @@ using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's 
 
 constexpr int kMaxKb = kManyRegs ? 16 : 8;  // taps per register block
 
-/// Unit stride and dilation, multiplier 1: taps kw0 .. kw0+KB-1 of kernel row kh for output
-/// row dy_row, summed over the whole row. Steps of U outputs load the U diff_dst pixels and
-/// the U + KB - 1 src columns under them once each, so U*KB FMAs cost 2U + KB - 1 loads;
-/// columns in the padding are skipped with one test each (their taps add nothing), which
-/// makes the rows' edges, most of a row when the kernel is wider than the image, as cheap
-/// as their interior.
-template <int KB, bool kTail>
-HWY_INLINE void SlideColumns(const Geo& g, const float* x_row, const float* dy_row, I kh, I kw0,
-                             I o0, I valid, I op, float* acc) {
+/// The `valid` channels at o0 of `rows` rows of `cols` pixels (rows row_s apart, pixels px
+/// apart) as dense pixels of L floats, zero in the lanes past `valid`: row r's pixels start
+/// `pad` pixels into out's row r of cols + 2*pad pixels, whose pad pixels are left as they
+/// are.
+template <bool kTail>
+void GatherRows(const float* in, I rows, I cols, I row_s, I px, I o0, I valid, I pad, float* out) {
+  const D d;
+  const I L = LanesI(), out_row = (cols + 2 * pad) * L;
+  for (I r = 0; r < rows; ++r) {
+    const float* src = in + r * row_s + o0;
+    float* dst = out + r * out_row + pad * L;
+    for (I c = 0; c < cols; ++c) hn::Store(LoadPx<kTail>(src + c * px, valid), d, dst + c * L);
+  }
+}
+
+/// Taps kw0 .. kw0 + KB - 1 of one kernel row summed over `rows` output rows in registers,
+/// then added to acc[k * op] once. x_rows and dy_rows are dense (pixels of L floats, rows
+/// x_row_s and dy_row_s floats apart; x_rows points at column 0 of its first row). Output
+/// ow's tap k reads x column ow + shift + k, and x's rows carry at least KB - 1 zero pixels
+/// on either side, so that every output of [ow_lo, ow_hi) takes the same steps without a
+/// test. Steps of U outputs load the U diff_dst pixels and the U + KB - 1 src columns
+/// under them once each: U*KB FMAs for 2U + KB - 1 loads.
+template <int KB>
+HWY_INLINE void SlideRows(const float* x_rows, I x_row_s, const float* dy_rows, I dy_row_s,
+                          I rows, I ow_lo, I ow_hi, I shift, float* acc, I op) {
   constexpr int U = 4;
   const D d;
+  const I L = LanesI();
   V sum[KB];
   for (int k = 0; k < KB; ++k) sum[k] = hn::Zero(d);
-  const I px = g.src_px, iw = g.iw;
-  auto step = [&](auto width, I ow) {
-    constexpr int W = decltype(width)::value;
-    V dv[W];
-    for (int u = 0; u < W; ++u) dv[u] = LoadPx<kTail>(dy_row + (ow + u) * g.dst_px + o0, valid);
-    const I col0 = ow - g.pw + kw0;
-    HWY_UNROLL(32)
-    for (int c = 0; c < W + KB - 1; ++c) {
-      const I col = col0 + c;
-      if (col < 0 || col >= iw) continue;
-      const V xv = LoadPx<kTail>(x_row + col * px + o0, valid);
-      HWY_UNROLL(8)
-      for (int u = 0; u < W; ++u)
-        if (c - u >= 0 && c - u < KB) sum[c - u] = hn::MulAdd(dv[u], xv, sum[c - u]);
-    }
-  };
-  // Outputs whose columns all lie in the padding add nothing.
-  const I ow_lo = std::max<I>(0, g.pw - kw0 - (KB - 1)), ow_hi = std::min(g.ow, iw + g.pw - kw0);
-  I ow = ow_lo;
-  for (; ow + U <= ow_hi; ow += U) step(std::integral_constant<int, U>(), ow);
-  for (; ow < ow_hi; ++ow) step(std::integral_constant<int, 1>(), ow);
+  for (I r = 0; r < rows; ++r) {
+    const float* x_row = x_rows + r * x_row_s + shift * L;
+    const float* dy_row = dy_rows + r * dy_row_s;
+    auto step = [&](auto width, I ow) {
+      constexpr int W = decltype(width)::value;
+      V dv[W];
+      for (int u = 0; u < W; ++u) dv[u] = hn::Load(d, dy_row + (ow + u) * L);
+      const float* x = x_row + ow * L;
+      HWY_UNROLL(32)
+      for (int c = 0; c < W + KB - 1; ++c) {
+        const V xv = hn::Load(d, x + c * L);
+        HWY_UNROLL(8)
+        for (int u = 0; u < W; ++u)
+          if (c - u >= 0 && c - u < KB) sum[c - u] = hn::MulAdd(dv[u], xv, sum[c - u]);
+      }
+    };
+    I ow = ow_lo;
+    for (; ow + U <= ow_hi; ow += U) step(std::integral_constant<int, U>(), ow);
+    for (; ow < ow_hi; ++ow) step(std::integral_constant<int, 1>(), ow);
+  }
   for (int k = 0; k < KB; ++k) {
-    float* a = acc + (kh * g.kw + kw0 + k) * op + o0;
+    float* a = acc + k * op;
     hn::StoreU(hn::Add(hn::LoadU(d, a), sum[k]), d, a);
   }
 }
 
-/// SlideColumns over every kernel row and tap chunk of one image (unit stride and dilation,
-/// multiplier 1), one channel vector at a time over the whole image: a vector's lines of the
-/// kernel window's rows and of one diff_dst row (kh + 1 rows of single lines, C floats
-/// apart) stay in L1 while its chunks sweep them, where all the channels' would not.
-void ImageSlide(const Geo& g, const Channels& ch, const float* x, const float* dy, float* acc) {
-  const I L = LanesI();
-  for (I v = 0; v < ch.vectors(); ++v) {
-    const I valid = ch.valid(v);
-    for (I oh = 0; oh < g.oh; ++oh) {
-      const float* dy_row = dy + oh * g.dst_row;
-      const I kh0 = std::max<I>(0, g.ph - oh), kh1 = std::min<I>(g.kh, g.ih + g.ph - oh);
-      for (I a = kh0; a < kh1; ++a) {
-        const float* x_row = x + (oh - g.ph + a) * g.src_row;
-        for (I kw0 = 0, kb = 0; kw0 < g.kw; kw0 += kb) {
-          kb = g.kw - kw0 >= kMaxKb ? kMaxKb : std::min<I>(8, g.kw - kw0);
-          WithWidth(kb, [&](auto width) {  // kb is 1-8 or kMaxKb
-            constexpr int KB = std::min(decltype(width)::value, kMaxKb);
-            if (valid == L)
-              SlideColumns<KB, false>(g, x_row, dy_row, a, kw0, v * L, valid, ch.op(), acc);
-            else
-              SlideColumns<KB, true>(g, x_row, dy_row, a, kw0, v * L, valid, ch.op(), acc);
-          });
-        }
+/// One call's scratch for a band of `band` output rows of one channel vector: the src rows
+/// under it, each padded with kPad zero pixels on either side, and its diff_dst rows, dense.
+struct BandScratch {
+  static constexpr I kPad = kMaxKb - 1;
+  I band, x_row, dy_row;
+  hwy::AlignedFreeUniquePtr<float[]> x, dy;
+  explicit BandScratch(const Geo& g)
+      : x_row((g.iw + 2 * kPad) * LanesI()), dy_row(g.ow * LanesI()) {
+    // A band's diff_dst rows and one src row per output row: 16 KiB, half of L1.
+    band = std::clamp<I>((I{16} << 10) / ((x_row + dy_row) * I{sizeof(float)}), 1, g.oh);
+    const std::size_t xn = static_cast<std::size_t>(std::min(g.ih, band + g.kh - 1) * x_row);
+    x = hwy::AllocateAligned<float>(xn);
+    dy = hwy::AllocateAligned<float>(static_cast<std::size_t>(band * dy_row));
+    std::fill(x.get(), x.get() + xn, 0.0f);  // the pads stay zero
+  }
+};
+
+/// Every kernel row and tap chunk of one image for the channel vector at o0 (`valid`
+/// channels), a band of output rows at a time, into acc[tap][L]. The vector's lanes of the
+/// band's diff_dst rows and of the src rows under them are first copied into dense rows.
+/// Read in place, a vector's pixels lie C floats apart, and at 128 or 256 channels (512 B or
+/// 1 KiB) a row's lines fall in 8 or 4 of L1's 64 sets: the rows a band sweeps did not stay
+/// in L1, and 13x13 and 31x31 ran at half the speed of 8 channels. The copies also give the
+/// rows their zero padding, so that no output needs a test, and zero the lanes past `valid`.
+/// The taps of a kernel row under kMaxKb go in chunks of at most 8 as even as can be (13:
+/// 7 + 6, not 8 + 5): a chunk of KB taps has KB chains of FMAs, and fewer than 8 wait on the
+/// FMA's latency.
+void ImageSlide(const Geo& g, BandScratch& s, const float* x, const float* dy, I o0, I valid,
+                float* acc) {
+  const I L = LanesI(), pad = BandScratch::kPad;
+  for (I oh0 = 0; oh0 < g.oh; oh0 += s.band) {
+    const I oh1 = std::min(g.oh, oh0 + s.band);
+    // The src rows the band's output rows read: oh - ph + a for a < kh.
+    const I r0 = std::max<I>(0, oh0 - g.ph), r1 = std::min(g.ih, oh1 - 1 - g.ph + g.kh);
+    if (r0 >= r1) continue;
+    const auto gather = [&](auto tail) {
+      constexpr bool kTail = decltype(tail)::value;
+      GatherRows<kTail>(x + r0 * g.src_row, r1 - r0, g.iw, g.src_row, g.src_px, o0, valid, pad,
+                        s.x.get());
+      GatherRows<kTail>(dy + oh0 * g.dst_row, oh1 - oh0, g.ow, g.dst_row, g.dst_px, o0, valid, 0,
+                        s.dy.get());
+    };
+    if (valid == L)
+      gather(std::false_type());
+    else
+      gather(std::true_type());
+    for (I a = 0; a < g.kh; ++a) {
+      // The band's output rows whose src row oh - ph + a lies in the image.
+      const I lo = std::max(oh0, g.ph - a), hi = std::min(oh1, g.ih + g.ph - a);
+      if (lo >= hi) continue;
+      const float* x_rows = s.x.get() + (lo - g.ph + a - r0) * s.x_row + pad * L;
+      const float* dy_rows = s.dy.get() + (lo - oh0) * s.dy_row;
+      for (I kw0 = 0; kw0 < g.kw;) {
+        const I left = g.kw - kw0, even = CeilDiv(left, CeilDiv(left, 8));
+        const I kb = left >= kMaxKb ? kMaxKb : even;  // kMaxKb, or 1-8
+        const I shift = kw0 - g.pw;
+        WithWidth(kb, [&](auto width) {  // kb is 1-8 or kMaxKb
+          constexpr int KB = std::min(decltype(width)::value, kMaxKb);
+          // Outputs with no column in the row add nothing.
+          const I ow_lo = std::max<I>(0, -shift - (KB - 1));
+          const I ow_hi = std::min<I>(g.ow, g.iw - shift);
+          SlideRows<KB>(x_rows, s.x_row, dy_rows, s.dy_row, hi - lo, ow_lo, ow_hi, shift,
+                        acc + (a * g.kw + kw0) * L, L);
+        });
+        kw0 += kb;
       }
     }
   }
 }
 
+/// One channel vector at a time over every image: its taps' sums (kh*kw vectors, 31 KiB
+/// for 31x31) take each image in float and add it in double in image order, the bits
+/// ReduceImages gives, without the [tap][channel] arrays for all channels (3 MiB for 31x31
+/// at 256 channels) that ReduceImages zeroes and adds up per image.
 void BwdWeightsWide(const ConvParams& p, const float* src, const float* diff_dst, float* diff_wei) {
   const Geo g = GeoOf(p);
-  const Channels ch(p, g.kh * g.kw);
-  ReduceImages(p, ch, src, diff_dst, diff_wei, [&](const float* x, const float* dy, float* acc) {
-    ImageSlide(g, ch, x, dy, acc);
-  });
+  const I L = LanesI(), taps = g.kh * g.kw, channels = p.g;  // ocg == 1
+  BandScratch scratch(g);
+  std::vector<float> acc(static_cast<std::size_t>(taps * L));
+  std::vector<double> total(static_cast<std::size_t>(taps * L));
+  for (I o0 = 0; o0 < channels; o0 += L) {
+    const I valid = std::min(L, channels - o0);
+    std::fill(total.begin(), total.end(), 0.0);
+    for (I n = 0; n < p.mb; ++n) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      ImageSlide(g, scratch, src + n * p.src_s[0], diff_dst + n * p.dst_s[0], o0, valid, acc.data());
+      for (std::size_t i = 0; i < total.size(); ++i) total[i] += acc[i];
+    }
+    for (I c = 0; c < valid; ++c)
+      for (I t = 0; t < taps; ++t)
+        diff_wei[(o0 + c) * p.wei_s[0] + t] = static_cast<float>(total[static_cast<std::size_t>(t * L + c)]);
+  }
 }
 
 }  // namespace
