@@ -37,21 +37,6 @@ using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's 
 
 constexpr int kMaxKb = kManyRegs ? 16 : 8;  // taps per register block
 
-/// The `valid` channels at o0 of `rows` rows of `cols` pixels (rows row_s apart, pixels px
-/// apart) as dense pixels of L floats, zero in the lanes past `valid`: row r's pixels start
-/// `pad` pixels into out's row r of cols + 2*pad pixels, whose pad pixels are left as they
-/// are.
-template <bool kTail>
-void GatherRows(const float* in, I rows, I cols, I row_s, I px, I o0, I valid, I pad, float* out) {
-  const D d;
-  const I L = LanesI(), out_row = (cols + 2 * pad) * L;
-  for (I r = 0; r < rows; ++r) {
-    const float* src = in + r * row_s + o0;
-    float* dst = out + r * out_row + pad * L;
-    for (I c = 0; c < cols; ++c) hn::Store(LoadPx<kTail>(src + c * px, valid), d, dst + c * L);
-  }
-}
-
 /// Taps kw0 .. kw0 + KB - 1 of one kernel row summed over `rows` output rows in registers,
 /// then added to acc[k * op] once. x_rows and dy_rows are dense (pixels of L floats, rows
 /// x_row_s and dy_row_s floats apart; x_rows points at column 0 of its first row). Output

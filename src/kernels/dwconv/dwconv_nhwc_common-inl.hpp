@@ -174,6 +174,21 @@ class Channels {
   std::vector<float> wr_;
 };
 
+/// The `valid` channels at o0 of `rows` rows of `cols` pixels (rows row_s apart, pixels px
+/// apart) as dense pixels of L floats, zero in the lanes past `valid`: row r's pixels start
+/// `pad` pixels into out's row r of cols + 2*pad pixels, whose pad pixels are left as they
+/// are.
+template <bool kTail>
+void GatherRows(const float* in, I rows, I cols, I row_s, I px, I o0, I valid, I pad, float* out) {
+  const D d;
+  const I L = LanesI(), out_row = (cols + 2 * pad) * L;
+  for (I r = 0; r < rows; ++r) {
+    const float* src = in + r * row_s + o0;
+    float* dst = out + r * out_row + pad * L;
+    for (I c = 0; c < cols; ++c) hn::Store(LoadPx<kTail>(src + c * px, valid), d, dst + c * L);
+  }
+}
+
 /// One image's geometry in pixels: rows and pixels at the tensors' own strides (channels
 /// contiguous), 1-D problems having ih = oh = kh = 1.
 struct Geo {
