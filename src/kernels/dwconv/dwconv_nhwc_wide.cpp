@@ -48,50 +48,51 @@ struct WideGeo {
   I kh, kw;
 };
 
-/// Adds taps [k0, k0 + KB) of one kernel row into P accumulators: output q, tap k reads
-/// column col0 + q + k of the row at `in` (channel offset included); columns outside
-/// [0, in_w) are padding and skipped.
-template <int P, int KB, bool kTail>
-HWY_INLINE void WideChunk(const float* in, I col0, I in_w, I in_px, const float* const* w, I o0,
-                          I valid, V (&acc)[P]) {
+/// Adds taps [k0, k0 + KB) of one kernel row (their weights at w, L floats apart) into P
+/// accumulators: output q, tap k reads column col0 + q + k of the dense row at `in` (pixels
+/// of L floats, zero in the lanes past the channels); columns outside [0, in_w) are padding
+/// and skipped.
+template <int P, int KB>
+HWY_INLINE void WideChunk(const float* in, I col0, I in_w, const float* w, V (&acc)[P]) {
   const D d;
+  const I L = LanesI();
   V wv[KB];
   HWY_UNROLL(16)
-  for (int k = 0; k < KB; ++k) wv[k] = hn::LoadU(d, w[k] + o0);
+  for (int k = 0; k < KB; ++k) wv[k] = hn::Load(d, w + k * L);
   HWY_UNROLL(32)
   for (int c = 0; c < P + KB - 1; ++c) {
     const I col = col0 + c;
     if (col < 0 || col >= in_w) continue;
-    const V x = LoadPx<kTail>(in + col * in_px, valid);
+    const V x = hn::Load(d, in + col * L);
     HWY_UNROLL(16)
     for (int k = 0; k < KB; ++k)
       if (c - k >= 0 && c - k < P) acc[c - k] = hn::MulAdd(x, wv[k], acc[c - k]);
   }
 }
 
-/// P outputs from ow0 of output row oh for the vector at o0; wt[a*kw + b] is tap (a, b)'s
-/// repacked weights. `in` holds the vector's input rows from row0 on, dense (g.p's in_row
-/// and in_px are the copy's).
+/// P outputs from ow0 of output row oh for the vector at o0; wv + (a*kw + b)*L holds tap
+/// (a, b)'s weights for the vector. `in` holds the vector's input rows from row0 on, dense
+/// (g.p's in_row is the copy's).
 template <int P, bool kTail>
-HWY_INLINE void WideBlock(const WideGeo& g, const float* const* wt, V init, const float* in,
-                          I row0, float* out, I oh, I ow0, I o0, I valid) {
+HWY_INLINE void WideBlock(const WideGeo& g, const float* wv, V init, const float* in, I row0,
+                          float* out, I oh, I ow0, I o0, I valid) {
   const PassGeo& p = g.p;
   V acc[P];
   for (int q = 0; q < P; ++q) acc[q] = init;
   const I a0 = std::max<I>(0, p.ph - oh), a1 = std::min<I>(g.kh, p.in_h + p.ph - oh);
   for (I a = a0; a < a1; ++a) {
     const float* row = in + (oh - p.ph + a - row0) * p.in_row;
-    const float* const* w = wt + a * g.kw;
+    const float* w = wv + a * g.kw * LanesI();
     // Chunks whose columns all lie in the padding add nothing.
     const I col0 = ow0 - p.pw;
     const I b0 = std::max<I>(0, -(col0 + P - 1)), b1 = std::min<I>(g.kw, p.in_w - col0);
     I b = b0;
     for (; b + kWideTaps <= b1; b += kWideTaps)
-      WideChunk<P, kWideTaps, kTail>(row, col0 + b, p.in_w, p.in_px, w + b, o0, valid, acc);
+      WideChunk<P, kWideTaps>(row, col0 + b, p.in_w, w + b * LanesI(), acc);
     if (b < b1)
       WithWidth(b1 - b, [&](auto taps) {  // 1 .. kWideTaps - 1
         constexpr int KB = std::min<int>(decltype(taps)::value, kWideTaps - 1);
-        WideChunk<P, KB, kTail>(row, col0 + b, p.in_w, p.in_px, w + b, o0, valid, acc);
+        WideChunk<P, KB>(row, col0 + b, p.in_w, w + b * LanesI(), acc);
       });
   }
   for (int q = 0; q < P; ++q) StorePx<kTail>(acc[q], out + oh * p.out_row + (ow0 + q) * p.out_px + o0, valid);
@@ -103,8 +104,8 @@ HWY_INLINE void WideBlock(const WideGeo& g, const float* const* wt, V init, cons
 /// 64 sets: the kernel window's rows did not stay in L1, and 13x13 on 56x56x128 ran at half
 /// the speed of 8 channels. Dense, 13 rows of 56 pixels take 23 KiB.
 template <bool kTail>
-void WidePlane(const WideGeo& g, const float* const* wt, const float* bias, const float* in,
-               float* out, I o0, I valid, I band, float* dense) {
+void WidePlane(const WideGeo& g, const float* wv, const float* bias, const float* in, float* out,
+               I o0, I valid, I band, float* dense) {
   const PassGeo& p = g.p;
   const V init = bias ? LoadPx<kTail>(bias + o0, valid) : hn::Zero(D());
   WideGeo d = g;
@@ -121,7 +122,7 @@ void WidePlane(const WideGeo& g, const float* const* wt, const float* bias, cons
       I ow0 = 0;
       auto run = [&](auto width) {
         constexpr int P = decltype(width)::value;
-        WideBlock<P, kTail>(d, wt, init, dense, r0, out, oh, ow0, o0, valid);
+        WideBlock<P, kTail>(d, wv, init, dense, r0, out, oh, ow0, o0, valid);
         ow0 += P;
       };
       while (ow0 + kWideBlock <= ow) run(std::integral_constant<int, kWideBlock>());
@@ -133,53 +134,68 @@ void WidePlane(const WideGeo& g, const float* const* wt, const float* bias, cons
   }
 }
 
-/// Every channel vector of one image. Bands of 4*kh output rows: their copies repeat
+/// The weights of every channel vector, vector-major: tap t of vector v at (v*taps + t)*L,
+/// zero in the lanes past the channels; `flip` turns the kernel half a turn (backward-data).
+/// One vector's taps are contiguous: from Channels' tap-major rows, C floats apart, 169 or
+/// 961 of them fell in 4-8 of L1's sets at 128-256 channels.
+hwy::AlignedFreeUniquePtr<float[]> PackByVector(const ConvParams& p, const float* wei, I vectors,
+                                                bool flip) {
+  const I L = LanesI(), kh = p.k[1], kw = p.k[2], taps = kh * kw, channels = p.g;
+  const std::size_t size = static_cast<std::size_t>(vectors * taps * L);
+  hwy::AlignedFreeUniquePtr<float[]> w = hwy::AllocateAligned<float>(size);
+  std::fill(w.get(), w.get() + size, 0.0f);
+  for (I o = 0; o < channels; ++o)
+    for (I a = 0; a < kh; ++a)
+      for (I b = 0; b < kw; ++b) {
+        const I t = flip ? taps - 1 - (a * kw + b) : a * kw + b;
+        w[static_cast<std::size_t>(((o / L) * taps + t) * L + o % L)] =
+            wei[o * p.wei_s[0] + a * p.wei_s[3] + b * p.wei_s[4]];
+      }
+  return w;
+}
+
+/// Every channel vector of every image. Bands of 4*kh output rows: their copies repeat
 /// kh - 1 rows of the band before.
-inline void WideImage(const WideGeo& g, const Channels& ch, const float* const* wt,
-                      const float* bias, const float* in, float* out) {
-  const I L = LanesI();
+void WideImages(const ConvParams& p, const WideGeo& g, const float* wei, bool flip,
+                const float* bias, const float* in, I in_image, float* out, I out_image) {
+  const Channels ch(p, 0);
+  const I L = LanesI(), taps = g.kh * g.kw;
+  const hwy::AlignedFreeUniquePtr<float[]> packed = PackByVector(p, wei, ch.vectors(), flip);
+  const std::vector<float> padded = PaddedBias(ch, bias);
   const I band = std::clamp<I>(4 * g.kh, 1, g.p.out_h);
   const I rows = std::min(g.p.in_h, band + g.kh - 1);
   const hwy::AlignedFreeUniquePtr<float[]> dense =
       hwy::AllocateAligned<float>(static_cast<std::size_t>(rows * g.p.in_w * L));
-  for (I v = 0; v < ch.vectors(); ++v) {
-    const I valid = ch.valid(v);
-    if (valid == L)
-      WidePlane<false>(g, wt, bias, in, out, v * L, valid, band, dense.get());
-    else
-      WidePlane<true>(g, wt, bias, in, out, v * L, valid, band, dense.get());
-  }
+  for (I n = 0; n < p.mb; ++n)
+    for (I v = 0; v < ch.vectors(); ++v) {
+      const I valid = ch.valid(v);
+      const float* wv = packed.get() + v * taps * L;
+      const float* b = bias ? padded.data() : nullptr;
+      if (valid == L)
+        WidePlane<false>(g, wv, b, in + n * in_image, out + n * out_image, v * L, valid, band,
+                         dense.get());
+      else
+        WidePlane<true>(g, wv, b, in + n * in_image, out + n * out_image, v * L, valid, band,
+                        dense.get());
+    }
 }
 
 void FwdWide(const ConvParams& p, const float* src, const float* wei, const float* bias,
              float* dst) {
   const Geo g = GeoOf(p);
-  Channels ch(p, g.kh * g.kw);
-  ch.Repack(p, wei);
-  const std::vector<float> padded = PaddedBias(ch, bias);
   const WideGeo wg{{g.ih, g.iw, g.oh, g.ow, 1, g.ph, g.pw, g.src_row, g.src_px, g.dst_row, g.dst_px},
                    g.kh,
                    g.kw};
-  std::vector<const float*> wt(static_cast<std::size_t>(g.kh * g.kw));
-  for (I t = 0; t < g.kh * g.kw; ++t) wt[static_cast<std::size_t>(t)] = ch.weights(t);
-  for (I n = 0; n < p.mb; ++n)
-    WideImage(wg, ch, wt.data(), bias ? padded.data() : nullptr, src + n * p.src_s[0],
-              dst + n * p.dst_s[0]);
+  WideImages(p, wg, wei, false, bias, src, p.src_s[0], dst, p.dst_s[0]);
 }
 
 void BwdDataWide(const ConvParams& p, const float* diff_dst, const float* wei, float* diff_src) {
   const Geo g = GeoOf(p);
-  Channels ch(p, g.kh * g.kw);
-  ch.Repack(p, wei);
   const WideGeo wg{{g.oh, g.ow, g.ih, g.iw, 1, g.kh - 1 - g.ph, g.kw - 1 - g.pw, g.dst_row,
                     g.dst_px, g.src_row, g.src_px},
                    g.kh,
                    g.kw};
-  const I taps = g.kh * g.kw;
-  std::vector<const float*> wt(static_cast<std::size_t>(taps));
-  for (I t = 0; t < taps; ++t) wt[static_cast<std::size_t>(t)] = ch.weights(taps - 1 - t);
-  for (I n = 0; n < p.mb; ++n)
-    WideImage(wg, ch, wt.data(), nullptr, diff_dst + n * p.dst_s[0], diff_src + n * p.src_s[0]);
+  WideImages(p, wg, wei, true, nullptr, diff_dst, p.dst_s[0], diff_src, p.src_s[0]);
 }
 
 }  // namespace
