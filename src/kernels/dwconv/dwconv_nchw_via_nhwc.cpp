@@ -124,12 +124,15 @@ void ToPixels(const Planes& t, const float* planes, float* px) {
 }  // namespace
 
 bool dwconv_nchw_bwdw_via_nhwc_supports(const ConvParams& p) {
-  // Planes up to 64x64, kernels up to 7 wide, no multiplier. On MobileNetV2's 112x112 layers
-  // the transposes from memory made 2 threads slower than the row kernels (32 channels: 1.24
-  // against 1.94 ms), and 56x56 at unit stride came out even; from 13x13 kernels on the NCHW
-  // large-kernel path was as fast or faster (RepLKNet's 31x31 at 28x28: 59 against 105 ms).
+  // Planes up to 64x64, no multiplier, kernels up to 7 wide or the channels-last wide
+  // kernel's (unit stride and dilation). On MobileNetV2's 112x112 layers the transposes from
+  // memory made 2 threads slower than the row kernels (32 channels: 1.24 against 1.94 ms),
+  // and 56x56 at unit stride came out even. RepLKNet's layers (batch 8, 1 thread) went from
+  // the NCHW large-kernel path's 57 to 21 ms (13x13 at 56x56x128) and 121 to 32 ms (31x31 at
+  // 28x28x256); wider kernels at other strides stay there.
+  const ConvParams q = ChannelsLast(p);
   return dwconv_nchw_layout_ok(p) && p.ocg == 1 && p.in[1] * p.in[2] <= 64 * 64 &&
-         p.k[2] <= 7 && dwconv_nhwc_supports(ChannelsLast(p));
+         dwconv_nhwc_supports(q) && (p.k[2] <= 7 || dwconv_nhwc_wide_supports(q));
 }
 
 void dwconv_nchw_bwdw_via_nhwc_hwy(const ConvParams& p, const float* src, const float* diff_dst,
