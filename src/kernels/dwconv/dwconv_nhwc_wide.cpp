@@ -2,10 +2,12 @@
 // 13x13 and 31x31) at unit stride and dilation with multiplier 1, float32.
 //
 // Memory walked (channels innermost, pixels and rows at any stride):
-//   src  [n][ih][iw][c]   dst  [n][oh][ow][c]   wr [tap][c] (repacked per call)
+//   src  [n][ih][iw][c]   dst  [n][oh][ow][c]
+//   wv   [c / L][tap][L]  the weights packed per call, one vector's taps contiguous
+//   rows [r][iw][L]       one vector's input rows of a band, copied dense per band
 // The caller guarantees dwconv_nhwc_wide_supports(p); padding is never read nor multiplied.
 //
-// One channel vector walks the image row by row. For a block of P outputs of a row and a
+// One channel vector walks the image row by row, on dense copies of its rows. For a block of P outputs of a row and a
 // chunk of KB taps of one kernel row, the KB weights stay in registers while the P + KB - 1
 // columns under them are loaded once each: P*KB FMAs for P + 2*KB - 1 loads, where one tap
 // at a time costs a load per FMA. Columns in the padding are skipped (a test per column,
