@@ -398,5 +398,49 @@ TEST(ConvDispatch, NchwDepthwiseWeightsThroughChannelsLastGiveItsBits) {
   omp_set_num_threads(threads);
 }
 
+// NCHW depthwise forward and backward-data under kernels wider than 7 run the channels-last
+// wide kernel on transposed runs of images (dwconv_nchw_via_nhwc.cpp): images are
+// independent, so the bits are the channels-last call's, at any thread count, with a bias,
+// channel counts off the 8 x 8 transpose blocks, kernels wider than the image and planes
+// whose rows are not dense. Stride 2 stays on the NCHW kernels.
+TEST(ConvDispatch, NchwWideDepthwiseThroughChannelsLastGiveItsBits) {
+  const int threads = omp_get_max_threads();
+  struct Case {
+    std::int64_t n, c, h, w, k, stride;
+  };
+  for (const Case cs : {Case{2, 20, 17, 23, 9, 1}, Case{1, 8, 20, 20, 13, 1},
+                        Case{3, 33, 11, 9, 15, 1}, Case{2, 16, 28, 28, 31, 1},
+                        Case{1, 8, 20, 20, 9, 2}}) {
+    const Shape src{cs.n, cs.c, cs.h, cs.w}, wei{cs.c, 1, cs.k, cs.k};
+    const ConvOptions options{.stride = {cs.stride}, .padding = Padding{cs.k / 2}, .groups = cs.c};
+    const auto problem = [&](MemoryFormat f) {
+      return ConvProblem::make(src, wei, Shape{cs.c}, options, false, DType::F32, f);
+    };
+    const ConvProblem pc = problem(MemoryFormat::Contiguous), pl = problem(MemoryFormat::ChannelsLast);
+    // Rows 3 floats apart in a wider buffer: the planes' rows are not dense.
+    const Tensor wide = Tensor::uniform({cs.n, cs.c, cs.h, cs.w + 3}, -1, 1, 1);
+    const Tensor x = wide.narrow(3, 0, cs.w);
+    const Tensor w = Tensor::uniform(wei, -1, 1, 2), b = Tensor::uniform({cs.c}, -1, 1, 3);
+    const Tensor dy = Tensor::uniform(pc.dst_shape(), -1, 1, 4);
+    const Tensor xl = x.to(MemoryFormat::ChannelsLast), dyl = dy.to(MemoryFormat::ChannelsLast);
+    const bool through = cs.stride == 1;
+    const std::string via = "dwconv2d_f32_nchw_wide_via_nhwc__hwy";
+    for (const int t : {1, 2}) {
+      omp_set_num_threads(t);
+      const Tensor y = conv_forward(pc, x, w, b);
+      EXPECT_EQ(last_conv_kernel() == via, through) << pc.str() << ": " << last_conv_kernel();
+      const Tensor dx = conv_backward_data(pc, dy, w);
+      EXPECT_EQ(last_conv_kernel() == via, through) << pc.str() << ": " << last_conv_kernel();
+      if (!through) continue;
+      EXPECT_EQ(y.to(MemoryFormat::ChannelsLast).to_vector(), conv_forward(pl, xl, w, b).to_vector())
+          << pc.str() << ", " << t;
+      EXPECT_EQ(dx.to(MemoryFormat::ChannelsLast).to_vector(),
+                conv_backward_data(pl, dyl, w).to_vector())
+          << pc.str() << ", " << t;
+    }
+  }
+  omp_set_num_threads(threads);
+}
+
 }  // namespace
 }  // namespace convkit

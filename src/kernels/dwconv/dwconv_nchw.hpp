@@ -41,6 +41,15 @@ void dwconv_nchw_generic_bwd_data_hwy(const ConvParams& p, const float* diff_dst
 /// (dwconv_nchw_via_nhwc.cpp): each image summed in float, the images in double, in image
 /// order, as the channels-last kernels do.
 bool dwconv_nchw_bwdw_via_nhwc_supports(const ConvParams& p);
+/// Forward and backward-data of kernels wider than 7 at unit stride and dilation without a
+/// multiplier, on planes up to 64x64, by the channels-last wide kernel on channels-last
+/// copies of runs of images (dwconv_nchw_via_nhwc.cpp); images are independent, so the bits
+/// are the channels-last kernel's.
+bool dwconv_nchw_wide_via_nhwc_supports(const ConvParams& p);
+void dwconv_nchw_wide_via_nhwc_fwd_hwy(const ConvParams& p, const float* src, const float* wei,
+                                       const float* bias, float* dst);
+void dwconv_nchw_wide_via_nhwc_bwd_data_hwy(const ConvParams& p, const float* diff_dst,
+                                            const float* wei, float* diff_src);
 void dwconv_nchw_bwdw_via_nhwc_hwy(const ConvParams& p, const float* src, const float* diff_dst,
                                    float* diff_wei);
 

@@ -6,14 +6,16 @@
 // noisy machine: MobileNetV2's 7x7x960 3x3 took 2.8 ms, now 0.33-0.38; 14x14x384 2.4 ms,
 // now 0.45-0.67).
 //
-// Forward and backward-data run the same way on branch wip/nchw-via-nhwc, 1.5-9x faster on
-// the same layers; they are not listed because the MobileNetV2 SGD-step parity test sits
+// Forward and backward-data run the same way for kernels wider than 7 (RepLKNet's), on runs
+// of images whose output is transposed back. For 3x3 to 7x7 kernels they ran 1.5-9x faster
+// on branch wip/nchw-via-nhwc but are not listed: the MobileNetV2 SGD-step parity test sits
 // within float32 rounding of a ReLU6 gate (tests/nn/mobilenet_parity_test.cpp). The weight
 // gradient feeds no gate.
 //
 // Memory walked:
-//   src, diff_dst    [n][c][h][w]  any image, channel and row strides, unit w stride
-//   scratch (dense)  [h][w][c]     one image of each, per thread, grown once per call
+//   src, dst, diff_*  [n][c][h][w]  any image, channel and row strides, unit w stride
+//   scratch (dense)   [n][h][w][c]  per thread, grown once per call (one image for
+//                                   backward-weights, a run of up to 4 MiB otherwise)
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -73,6 +75,32 @@ void ToPixels(const float* planes, I c, I c_stride, I h, I w, I row, float* px) 
   }
 }
 
+/// The inverse: planes[k*c_stride + y*row + x] = px[(y*w + x)*c + k].
+void ToPlanes(const float* px, I c, I h, I w, float* planes, I c_stride, I row) {
+  const PlaneRows pr = RowsOf(h, w, row);
+  for (I r = 0; r < pr.rows; ++r) {
+    const float* in = px + r * w * c;
+    float* out = planes + r * row;
+    I k = 0;
+#if HWY_TARGET <= HWY_AVX2
+    const I off[8] = {0,            c_stride,     2 * c_stride, 3 * c_stride,
+                      4 * c_stride, 5 * c_stride, 6 * c_stride, 7 * c_stride};
+    for (; k + 8 <= c; k += 8) {
+      I x = 0;
+      for (; x + 8 <= pr.n; x += 8) {
+        const float* block[8];
+        for (int j = 0; j < 8; ++j) block[j] = in + (x + j) * c + k;
+        Transpose8x8(block, out + k * c_stride + x, off);
+      }
+      for (; x < pr.n; ++x)
+        for (int j = 0; j < 8; ++j) out[(k + j) * c_stride + x] = in[x * c + k + j];
+    }
+#endif
+    for (; k < c; ++k)
+      for (I x = 0; x < pr.n; ++x) out[k * c_stride + x] = in[x * c + k];
+  }
+}
+
 }  // namespace
 }  // namespace HWY_NAMESPACE
 }  // namespace convkit::kernels
@@ -82,15 +110,18 @@ HWY_AFTER_NAMESPACE();
 namespace convkit::kernels {
 
 HWY_EXPORT(ToPixels);
+HWY_EXPORT(ToPlanes);
 
 namespace {
 
 using I = std::int64_t;
 
-/// p as a channels-last problem on one dense scratch image.
-ConvParams ChannelsLast(const ConvParams& p) {
+/// p as a channels-last problem on `images` dense scratch images. Its output is never
+/// streamed past the cache (pass_out_bytes 0): the transpose back reads it at once.
+ConvParams ChannelsLast(const ConvParams& p, I images) {
   ConvParams q = p;
-  q.mb = 1;
+  q.mb = images;
+  q.pass_out_bytes = 0;
   const I c = p.g * p.icg, o = p.g * p.ocg;
   const I ih = p.in[1], iw = p.in[2], oh = p.out[1], ow = p.out[2];
   q.src_s = {ih * iw * c, 1, ih * iw * c, iw * c, c};
@@ -121,7 +152,62 @@ Planes DstPlanes(const ConvParams& p) {
 void ToPixels(const Planes& t, const float* planes, float* px) {
   HWY_DYNAMIC_DISPATCH(ToPixels)(planes, t.c, t.c_stride, t.h, t.w, t.row, px);
 }
+void ToPlanes(const Planes& t, const float* px, float* planes) {
+  HWY_DYNAMIC_DISPATCH(ToPlanes)(px, t.c, t.h, t.w, planes, t.c_stride, t.row);
+}
+
+/// Scratch bytes a run of images may take (input and output together): the run stays in L2
+/// or L3 between the transposes and the kernel.
+constexpr I kRunBytes = I{4} << 20;
+
+/// Runs pass(q, in_px, out_px) on runs of images transposed from `in` (planes `ti`) into
+/// scratch, and transposes each run's output back into `out` (planes `to`). Images are
+/// independent in forward and backward-data, so the run length changes no bits.
+template <typename Pass>
+void ThroughPixels(const ConvParams& p, const Planes& ti, const float* in, const Planes& to,
+                   float* out, Pass&& pass) {
+  const I per_image = ti.px() + to.px();
+  const I run = std::clamp<I>(kRunBytes / std::max<I>(per_image * 4, 1), 1, std::max<I>(p.mb, 1));
+  float* xs = Scratch<float>(run * per_image);
+  float* ys = xs + run * ti.px();
+  for (I n0 = 0; n0 < p.mb; n0 += run) {
+    const I k = std::min(run, p.mb - n0);
+    for (I n = 0; n < k; ++n) ToPixels(ti, in + (n0 + n) * ti.image, xs + n * ti.px());
+    pass(ChannelsLast(p, k), xs, ys);
+    for (I n = 0; n < k; ++n) ToPlanes(to, ys + n * to.px(), out + (n0 + n) * to.image);
+  }
+}
+
 }  // namespace
+
+bool dwconv_nchw_wide_via_nhwc_supports(const ConvParams& p) {
+  // Kernels wider than 7 at unit stride and dilation, planes up to 64x64, no multiplier: the
+  // channels-last wide kernel on the transposed copies against the NCHW large-kernel path
+  // (batch 8, kernel-only, one run on a noisy machine; 1 thread, then 2): RepLKNet's 13x13
+  // at 56x56x128 forward 55 -> 18 and 17 -> 12 ms, backward-data 52 -> 19 and 18 -> 12 ms;
+  // 31x31 at 28x28x256 forward 118 -> 36 and 89 -> 12 ms, backward-data 137 -> 34 and
+  // 101 -> 13 ms. The 3x3 to 7x7 problems (MobileNetV2's) keep the NCHW row kernels in
+  // forward and backward-data: see the comment at the top.
+  const ConvParams q = ChannelsLast(p, 1);
+  return dwconv_nchw_layout_ok(p) && p.ocg == 1 && p.in[1] * p.in[2] <= 64 * 64 &&
+         p.k[2] > 7 && dwconv_nhwc_wide_supports(q);
+}
+
+void dwconv_nchw_wide_via_nhwc_fwd_hwy(const ConvParams& p, const float* src, const float* wei,
+                                       const float* bias, float* dst) {
+  ThroughPixels(p, SrcPlanes(p), src, DstPlanes(p), dst,
+                [&](const ConvParams& q, const float* xs, float* ys) {
+                  dwconv_nhwc_wide_fwd_hwy(q, xs, wei, bias, ys);
+                });
+}
+
+void dwconv_nchw_wide_via_nhwc_bwd_data_hwy(const ConvParams& p, const float* diff_dst,
+                                            const float* wei, float* diff_src) {
+  ThroughPixels(p, DstPlanes(p), diff_dst, SrcPlanes(p), diff_src,
+                [&](const ConvParams& q, const float* ys, float* xs) {
+                  dwconv_nhwc_wide_bwd_data_hwy(q, ys, wei, xs);
+                });
+}
 
 bool dwconv_nchw_bwdw_via_nhwc_supports(const ConvParams& p) {
   // Planes up to 64x64, no multiplier, kernels up to 7 wide or the channels-last wide
@@ -130,7 +216,7 @@ bool dwconv_nchw_bwdw_via_nhwc_supports(const ConvParams& p) {
   // and 56x56 at unit stride came out even. RepLKNet's layers (batch 8, 1 thread) went from
   // the NCHW large-kernel path's 57 to 21 ms (13x13 at 56x56x128) and 121 to 32 ms (31x31 at
   // 28x28x256); wider kernels at other strides stay there.
-  const ConvParams q = ChannelsLast(p);
+  const ConvParams q = ChannelsLast(p, 1);
   return dwconv_nchw_layout_ok(p) && p.ocg == 1 && p.in[1] * p.in[2] <= 64 * 64 &&
          dwconv_nhwc_supports(q) && (p.k[2] <= 7 || dwconv_nhwc_wide_supports(q));
 }
@@ -148,7 +234,7 @@ void dwconv_nchw_bwdw_via_nhwc_hwy(const ConvParams& p, const float* src, const 
   float* one = ys + td.px();
   double* total = Scratch<double>(weights);
   std::fill(total, total + weights, 0.0);
-  const ConvParams q = ChannelsLast(p);
+  const ConvParams q = ChannelsLast(p, 1);
   const auto pass = dwconv_nhwc_bwdw_k3_supports(q) ? dwconv_nhwc_bwdw_k3_hwy
                     : dwconv_nhwc_wide_supports(q)  ? dwconv_nhwc_bwdw_wide_hwy
                                                     : dwconv_nhwc_bwd_weights_hwy;
