@@ -48,57 +48,46 @@ struct PlaneRows {
 };
 PlaneRows RowsOf(I h, I w, I row) { return row == w ? PlaneRows{1, h * w} : PlaneRows{h, w}; }
 
+/// out[j*out_stride + i] = in[i*in_stride + j] for i < rows and j < cols, in 8 x 8 register
+/// blocks where the target has them. The blocks go along the side with the longer stride
+/// (the planes) in the outer loop: across the planes in the inner loop, the transpose back
+/// made 13x13 forward through it 20% slower.
+void Transpose(const float* in, I in_stride, I rows, I cols, float* out, I out_stride) {
+  I full_rows = 0, full_cols = 0;  // the part in whole blocks
+#if HWY_TARGET <= HWY_AVX2
+  full_rows = rows / 8 * 8;
+  full_cols = cols / 8 * 8;
+  const I off[8] = {0,              out_stride,     2 * out_stride, 3 * out_stride,
+                    4 * out_stride, 5 * out_stride, 6 * out_stride, 7 * out_stride};
+  const auto block = [&](I i, I j) {
+    const float* src[8];
+    for (int r = 0; r < 8; ++r) src[r] = in + (i + r) * in_stride + j;
+    Transpose8x8(src, out + j * out_stride + i, off);
+  };
+  if (in_stride >= out_stride) {
+    for (I i = 0; i < full_rows; i += 8)
+      for (I j = 0; j < full_cols; j += 8) block(i, j);
+  } else {
+    for (I j = 0; j < full_cols; j += 8)
+      for (I i = 0; i < full_rows; i += 8) block(i, j);
+  }
+#endif
+  for (I i = 0; i < full_rows; ++i)
+    for (I j = full_cols; j < cols; ++j) out[j * out_stride + i] = in[i * in_stride + j];
+  for (I i = full_rows; i < rows; ++i)
+    for (I j = 0; j < cols; ++j) out[j * out_stride + i] = in[i * in_stride + j];
+}
+
 /// One image's planes to pixels: px[(y*w + x)*c + k] = planes[k*c_stride + y*row + x].
 void ToPixels(const float* planes, I c, I c_stride, I h, I w, I row, float* px) {
   const PlaneRows pr = RowsOf(h, w, row);
-  for (I r = 0; r < pr.rows; ++r) {
-    const float* in = planes + r * row;
-    float* out = px + r * w * c;
-    I k = 0;
-#if HWY_TARGET <= HWY_AVX2
-    const I off[8] = {0, c, 2 * c, 3 * c, 4 * c, 5 * c, 6 * c, 7 * c};
-    for (; k + 8 <= c; k += 8) {
-      const float* ch[8];
-      for (int j = 0; j < 8; ++j) ch[j] = in + (k + j) * c_stride;
-      I x = 0;
-      for (; x + 8 <= pr.n; x += 8) {
-        const float* block[8];
-        for (int j = 0; j < 8; ++j) block[j] = ch[j] + x;
-        Transpose8x8(block, out + x * c + k, off);
-      }
-      for (; x < pr.n; ++x)
-        for (int j = 0; j < 8; ++j) out[x * c + k + j] = ch[j][x];
-    }
-#endif
-    for (; k < c; ++k)
-      for (I x = 0; x < pr.n; ++x) out[x * c + k] = in[k * c_stride + x];
-  }
+  for (I r = 0; r < pr.rows; ++r) Transpose(planes + r * row, c_stride, c, pr.n, px + r * w * c, c);
 }
 
 /// The inverse: planes[k*c_stride + y*row + x] = px[(y*w + x)*c + k].
 void ToPlanes(const float* px, I c, I h, I w, float* planes, I c_stride, I row) {
   const PlaneRows pr = RowsOf(h, w, row);
-  for (I r = 0; r < pr.rows; ++r) {
-    const float* in = px + r * w * c;
-    float* out = planes + r * row;
-    I k = 0;
-#if HWY_TARGET <= HWY_AVX2
-    const I off[8] = {0,            c_stride,     2 * c_stride, 3 * c_stride,
-                      4 * c_stride, 5 * c_stride, 6 * c_stride, 7 * c_stride};
-    for (; k + 8 <= c; k += 8) {
-      I x = 0;
-      for (; x + 8 <= pr.n; x += 8) {
-        const float* block[8];
-        for (int j = 0; j < 8; ++j) block[j] = in + (x + j) * c + k;
-        Transpose8x8(block, out + k * c_stride + x, off);
-      }
-      for (; x < pr.n; ++x)
-        for (int j = 0; j < 8; ++j) out[(k + j) * c_stride + x] = in[x * c + k + j];
-    }
-#endif
-    for (; k < c; ++k)
-      for (I x = 0; x < pr.n; ++x) out[k * c_stride + x] = in[x * c + k];
-  }
+  for (I r = 0; r < pr.rows; ++r) Transpose(px + r * w * c, c, pr.n, c, planes + r * row, c_stride);
 }
 
 }  // namespace
