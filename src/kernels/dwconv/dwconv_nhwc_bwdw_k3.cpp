@@ -1,6 +1,8 @@
 // Depthwise backward-weights for channels-last 3x3 kernels (MobileNet's), float32, any
 // stride, dilation and multiplier: all 9 taps of a channel vector stay in registers for the
-// whole image.
+// whole image. 'Same' images under 1 MiB with rows of at most 16 outputs (MobileNet's 7x7
+// and 14x14 layers) instead walk two vectors (a cache line on AVX2) one kernel row at a
+// time, their 3 taps' sums going through memory per row (RowSums).
 //
 // Memory walked (channels innermost, pixels and rows at any stride):
 //   src       [n][ih][iw][c]   ih = oh*sh - ph + kh*dh, iw = ow*sw - pw + kw*dw
@@ -280,6 +282,156 @@ HWY_INLINE unsigned KernelRows(const Geo& g, const float* x, I oh, const float* 
   return mask;
 }
 
+/// Kernel row a's three taps over one output row of a 'same' 3x3 (pw = 1, iw >= 2) at w
+/// stride SW (1 or 2), for K full vectors from o0 together (K = 2: the two halves of a cache
+/// line on AVX2), added straight into the image's sums acc[(a * 3 + b) * op + o]. Output 0
+/// has no column to its left; outputs from `hi` on have none right of them. The columns
+/// slide in registers: per output, K diff_dst loads and K * SW src loads for 3 * K FMAs.
+///
+/// Why kernel rows apart, and sums that go through memory per row: 3 * K sums leave room for
+/// the sliding columns of two vectors within 16 registers, so both halves of each strided
+/// line are used while it is in L1. On 14x14x384 at batch 8, whose pixels lie 1536 B apart
+/// and so fall in 8 of L1's 64 sets, the vector-at-a-time walk lost the line before the
+/// next vector read its other half; this order takes 12-17% less time there, 5-15% less on
+/// 14x14x576 at strides 1 and 2 (AVX2, Zen 3, 1 and 2 threads, calls alternating in one
+/// process). Every full vector takes this order, paired or not, so the bits do not depend
+/// on how src/ops/ cut the channels.
+template <int SW, int K>
+HWY_INLINE void RowSums(const float* r, const float* y, I n, I hi, I px, I dpx, float* acc, I op) {
+  const D d;
+  const I L = LanesI();
+  V s[K][3], xl[K], xc[K];
+  for (int k = 0; k < K; ++k) {
+    for (int b = 0; b < 3; ++b) s[k][b] = hn::LoadU(d, acc + b * op + k * L);
+    const V dv = hn::LoadU(d, y + k * L);
+    const V c0 = hn::LoadU(d, r + k * L), c1 = hn::LoadU(d, r + px + k * L);
+    s[k][1] = hn::MulAdd(dv, c0, s[k][1]);
+    s[k][2] = hn::MulAdd(dv, c1, s[k][2]);
+    xl[k] = SW == 1 ? c0 : c1;  // column ow * SW - 1 of output 1
+    xc[k] = c1;                 // column ow of output 1 (SW == 1)
+  }
+  const float* c = r + (SW - 1) * px;  // column ow * SW - 1
+  I ow = 1;
+  for (; ow < hi; ++ow) {
+    y += dpx;
+    for (int k = 0; k < K; ++k) {
+      const V dv = hn::LoadU(d, y + k * L);
+      const V xr = hn::LoadU(d, c + 2 * px + k * L);
+      s[k][0] = hn::MulAdd(dv, xl[k], s[k][0]);
+      s[k][1] = hn::MulAdd(dv, SW == 1 ? xc[k] : hn::LoadU(d, c + px + k * L), s[k][1]);
+      s[k][2] = hn::MulAdd(dv, xr, s[k][2]);
+      if constexpr (SW == 1) xl[k] = xc[k];
+      xc[k] = xr;
+      if constexpr (SW == 2) xl[k] = xr;
+    }
+    c += SW * px;
+  }
+  for (; ow < n; ++ow) {  // the right edge: column ow * SW + 1 lies past the row
+    y += dpx;
+    for (int k = 0; k < K; ++k) {
+      const V dv = hn::LoadU(d, y + k * L);
+      s[k][0] = hn::MulAdd(dv, xl[k], s[k][0]);
+      s[k][1] = hn::MulAdd(dv, SW == 1 ? xc[k] : hn::LoadU(d, c + px + k * L), s[k][1]);
+    }
+    c += SW * px;
+  }
+  for (int k = 0; k < K; ++k)
+    for (int b = 0; b < 3; ++b) hn::StoreU(s[k][b], d, acc + b * op + k * L);
+}
+
+/// The rows [oh0, oh1) of K full vectors from vector v through RowSums.
+template <int K>
+HWY_NOINLINE void RowSumsBand(const Geo& g, const Channels& ch, const float* x, const float* dy,
+                              I oh0, I oh1, I hi, I v, float* acc) {
+  const I o0 = v * LanesI();
+  for (I oh = oh0; oh < oh1; ++oh) {
+    const float* rows[3];
+    KernelRows(g, x, oh, rows);
+    const float* y = dy + oh * g.dst_row + o0;
+    for (int a = 0; a < 3; ++a) {
+      if (!rows[a]) continue;
+      float* sums = acc + a * 3 * ch.op() + o0;
+      if (g.sw == 1)
+        RowSums<1, K>(rows[a] + o0, y, g.ow, hi, g.src_px, g.dst_px, sums, ch.op());
+      else
+        RowSums<2, K>(rows[a] + o0, y, g.ow, hi, g.src_px, g.dst_px, sums, ch.op());
+    }
+  }
+}
+
+/// Output rows per band of the 9-sum walk (Image3x3).
+/// Bands as tall as keep the lines one vector's walk touches (one per pixel) within half
+/// of L1 (256 lines, 16 KiB), so that the next vector, which reads the other half of those
+/// lines on AVX2, finds them there. Bands sized for all channels' rows in L2 had 56x56x144
+/// at stride 2 take 0.67-0.74 ms, now 0.52-0.59 (1 thread, batch 8); 28x28 and smaller
+/// layers measured the same. The band depends on the image's width alone: the sums are
+/// added per band, and a band that followed this call's channels (which src/ops/ cuts by
+/// the thread count) gave other bits at 1 and 2 threads.
+inline I Band(const Geo& g) {
+  const I lines = g.sh * g.iw + g.ow;  // per output row, besides the kernel's extra rows
+  return std::clamp<I>((256 - 2 * g.dh * g.iw) / std::max<I>(lines, 1), 1, g.oh);
+}
+
+/// Whether the full vectors of an image take RowSums: 'same' rows at w stride 1 or 2 of at
+/// most 16 outputs, in an image under 1 MiB (no multiplier, checked by the caller). Longer
+/// rows keep the 9 sums in registers: there one kernel row's pass over a row was too long
+/// for the out-of-order window to overlap it with the next, and 28x28x192 ran 16-29%
+/// slower through RowSums. The test reads the image alone, never this call's channels.
+inline bool RowSumsFit(const Geo& g) {
+  return g.pw == 1 && g.iw >= 2 && g.dw == 1 && g.ow <= 16 &&
+         ((g.sw == 1 && g.ow == g.iw) || (g.sw == 2 && g.ow == (g.iw + 1) / 2)) &&
+         !PrefetchAhead(g.ih * g.src_row * static_cast<I>(sizeof(float)));
+}
+
+/// Outputs [1, RowSumsHi(g)) of a RowSumsFit row read the column right of them.
+inline I RowSumsHi(const Geo& g) { return g.sw == 1 ? g.ow - 1 : std::min(g.ow, g.iw / 2); }
+
+/// Backward-weights of the first `vectors` full vectors of a RowSumsFit problem (multiplier
+/// 1): per image, two vectors at a time, the sums start at zero in float in a small buffer
+/// and then go into double totals; the bits ReduceImages gives, without its per-image float
+/// array for all channels (34 KiB at 960 channels), which it zeroed and read back each
+/// image: 7x7x960 at batch 8 takes 13-18% less time at 1 thread, 4-8% at 2 (AVX2, Zen 3).
+/// Images of several bands keep ReduceImages: 14x14x384 ran 5-25% slower this way.
+void RowSumsImages(const ConvParams& p, const Geo& g, I vectors, const float* src,
+                   const float* diff_dst, float* diff_wei) {
+  const I L = LanesI(), hi = RowSumsHi(g);
+  const I op = vectors * L;  // the totals' channels per tap
+  HWY_ALIGN float acc[9 * 2 * hwy::kMaxVectorSize / sizeof(float)];
+  std::vector<double> total(static_cast<std::size_t>(9 * op));
+  for (I n = 0; n < p.mb; ++n) {
+    const float* x = src + n * p.src_s[0];
+    const float* dy = diff_dst + n * p.dst_s[0];
+    for (I v = 0; v < vectors; v += 2) {
+      const I k = std::min<I>(2, vectors - v), kl = k * L, o0 = v * L;
+      for (I i = 0; i < 9 * kl; i += L) hn::Store(hn::Zero(D()), D(), acc + i);  // not rep stos
+      for (I oh = 0; oh < g.oh; ++oh) {
+        const float* rows[3];
+        KernelRows(g, x, oh, rows);
+        const float* y = dy + oh * g.dst_row + o0;
+        for (int a = 0; a < 3; ++a) {
+          if (!rows[a]) continue;
+          const float* r = rows[a] + o0;
+          float* sums = acc + a * 3 * kl;
+          if (k == 2)
+            g.sw == 1 ? RowSums<1, 2>(r, y, g.ow, hi, g.src_px, g.dst_px, sums, kl)
+                      : RowSums<2, 2>(r, y, g.ow, hi, g.src_px, g.dst_px, sums, kl);
+          else
+            g.sw == 1 ? RowSums<1, 1>(r, y, g.ow, hi, g.src_px, g.dst_px, sums, kl)
+                      : RowSums<2, 1>(r, y, g.ow, hi, g.src_px, g.dst_px, sums, kl);
+        }
+      }
+      for (I t = 0; t < 9; ++t) {
+        double* tot = total.data() + t * op + o0;
+        for (I l = 0; l < kl; ++l) tot[l] += acc[t * kl + l];
+      }
+    }
+  }
+  for (I o = 0; o < op; ++o)
+    for (I t = 0; t < 9; ++t)
+      diff_wei[o * p.wei_s[0] + t] =
+          static_cast<float>(total[static_cast<std::size_t>(t * op + o)]);
+}
+
 template <bool kMult, bool kUnit>
 void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy, float* acc) {
   const D d;
@@ -298,20 +450,26 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
   // read (same pixels, next 16 channels): on 56x56x144 at batch 8 this took the pass from
   // about 2.6 to 1.9 ms (AVX2, Zen 3, 1 thread); on 28x28x192, in L3, it cost 10%.
   const bool prefetch = PrefetchAhead(g.ih * g.iw * ch.c() * static_cast<I>(sizeof(float)));
-  // Bands as tall as keep the lines one vector's walk touches (one per pixel) within half
-  // of L1 (256 lines, 16 KiB), so that the next vector, which reads the other half of those
-  // lines on AVX2, finds them there. Bands sized for all channels' rows in L2 had 56x56x144
-  // at stride 2 take 0.67-0.74 ms, now 0.52-0.59 (1 thread, batch 8); 28x28 and smaller
-  // layers measured the same. The band depends on the image's width alone: the sums are
-  // added per band, and a band that followed this call's channels (which src/ops/ cuts by
-  // the thread count) gave other bits at 1 and 2 threads.
-  const I lines = g.sh * g.iw + g.ow;  // per output row, besides the kernel's extra rows
-  const I band = std::clamp<I>((256 - 2 * g.dh * g.iw) / std::max<I>(lines, 1), 1, g.oh);
+  const I band = Band(g);
+  // Full vectors of 'same' images in L2 or L3 go through RowSums, two at a time. The test
+  // depends on the image alone, never on this call's channels, so the bits do not change
+  // with the thread count.
+  const bool row_sums = !kMult && RowSumsFit(g);
+  const I row_hi = RowSumsHi(g);
   for (I oh0 = 0; oh0 < g.oh; oh0 += band)
     for (I v = 0; v < ch.vectors(); ++v) {
+      const I oh1 = std::min(g.oh, oh0 + band);
+      if (row_sums && v < full_vectors) {
+        if (v + 1 < full_vectors) {
+          RowSumsBand<2>(g, ch, x, dy, oh0, oh1, row_hi, v, acc);
+          ++v;
+        } else {
+          RowSumsBand<1>(g, ch, x, dy, oh0, oh1, row_hi, v, acc);
+        }
+        continue;
+      }
       V sum[9];
       for (V& s : sum) s = hn::Zero(d);
-      const I oh1 = std::min(g.oh, oh0 + band);
       const I ahead = prefetch && v * LanesI() + 16 + LanesI() <= ch.o() ? 16 : 0;
       for (I oh = oh0; oh < oh1; ++oh) {
         const float* rows[3];
@@ -354,6 +512,23 @@ void BwdWeightsK3(const ConvParams& p, const float* src, const float* diff_dst, 
   const Geo g = GeoOf(p);
   const Channels ch(p, 9);
   const bool unit = g.sw == 1 && g.dw == 1;
+  // Single-band RowSums images: the full vectors through RowSumsImages, a channel tail as a
+  // problem of its own.
+  if (ch.m() == 1 && RowSumsFit(g) && Band(g) == g.oh) {
+    const I L = LanesI(), full = p.g / L;
+    if (full > 0) RowSumsImages(p, g, full, src, diff_dst, diff_wei);
+    if (full * L == p.g) return;
+    ConvParams t = p;
+    t.g = p.g - full * L;
+    const I c0 = full * L;
+    const Channels tch(t, 9);
+    ReduceImages(t, tch, src + c0, diff_dst + c0, diff_wei + c0 * p.wei_s[0],
+                 [&](const float* x, const float* dy, float* acc) {
+                   unit ? Image3x3<false, true>(g, tch, x, dy, acc)
+                        : Image3x3<false, false>(g, tch, x, dy, acc);
+                 });
+    return;
+  }
   ReduceImages(p, ch, src, diff_dst, diff_wei, [&](const float* x, const float* dy, float* acc) {
     if (ch.m() > 1)
       Image3x3<true, false>(g, ch, x, dy, acc);

@@ -138,6 +138,10 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {16, 1, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1},
       {33, 1, 11, 11, 3, 3, 3, 2, 1, 1, 1, 1},
       {24, 1, 5, 3, 3, 3, 2, 2, 1, 1, 2, 1},  // width 3 at stride 2, h dilation 2
+      // Rows of at most 16 outputs in images of several bands (backward-weights' RowSums
+      // without RowSumsImages): pairs of vectors and a lone one, at w stride 1 and 2.
+      {40, 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1},
+      {24, 1, 15, 15, 3, 3, 2, 2, 1, 1, 1, 1},
       // Images of 1 MiB and more, where backward-weights prefetches the next vectors' lines
       // ('same' rows at stride 1 and 2, a channel tail past the last prefetched line).
       {52, 1, 73, 70, 3, 3, 1, 1, 1, 1, 1, 1},
