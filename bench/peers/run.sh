@@ -4,8 +4,10 @@
 # copy bandwidth and FMA peak measured in the same run; prints the table and writes
 # bench/results/peers-*.{md,json}. --quick: the first problem of each shape file, 2 reps.
 #
-#   bench/peers/run.sh [--quick] [--threads 1,2] [--no-torch] [--no-onednn] [--ref-macs N]
-#                      [SHAPE_FILE...]
+#   bench/peers/run.sh [--quick] [--threads 1,2] [--rounds N] [--no-torch] [--no-onednn]
+#                      [--ref-macs N] [SHAPE_FILE...]
+#   (--rounds N: every driver runs N times in turn and keeps its best, so that a busy
+#   neighbour on a shared machine slows one round rather than one peer)
 #   (default shape files: bench/shapes/{mobilenet_v2_dw,replknet_dw,dw_misc,mobilenet_v2_pw}.txt)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -19,10 +21,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick|--no-torch) args+=("$1") ;;
     --ref-macs) args+=(--ref-macs "$2"); shift ;;
+    --rounds) args+=(--rounds "$2"); shift ;;
     --no-onednn) onednn=0 ;;
     --threads) threads="$2"; shift ;;
     --threads=*) threads="${1#--threads=}" ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) files+=("$1") ;;
   esac
