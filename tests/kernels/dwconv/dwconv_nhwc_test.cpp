@@ -146,6 +146,11 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       // ('same' rows at stride 1 and 2, a channel tail past the last prefetched line).
       {52, 1, 73, 70, 3, 3, 1, 1, 1, 1, 1, 1},
       {44, 1, 81, 77, 3, 3, 2, 2, 1, 1, 1, 1},
+      // ... where the stride-2 forward goes in bands of output rows: of one row ('same'
+      // rows, a lone vector after the pairs), and of several without padding (the bands'
+      // top padding negative).
+      {200, 1, 33, 41, 3, 3, 2, 2, 1, 1, 1, 1},
+      {96, 1, 61, 50, 3, 3, 2, 2, 0, 0, 1, 1},
       // The wide path (unit stride and dilation, multiplier 1): chunks of taps with a
       // remainder of every size, kernels wider than the image, blocks of every width along
       // rows of 29 and 1, a tail vector, and padding past kw - 1 (backward-data's turned
