@@ -378,7 +378,8 @@ TEST(ConvDispatch, NchwDepthwiseWeightsThroughChannelsLastGiveItsBits) {
     const auto problem = [&](MemoryFormat f) {
       return ConvProblem::make(src, wei, std::nullopt, options, false, DType::F32, f);
     };
-    const ConvProblem pc = problem(MemoryFormat::Contiguous), pl = problem(MemoryFormat::ChannelsLast);
+    const ConvProblem pc = problem(MemoryFormat::Contiguous);
+    const ConvProblem pl = problem(MemoryFormat::ChannelsLast);
     // Rows 3 floats apart in a wider buffer: the planes' rows are not dense.
     const Tensor wide = Tensor::uniform({cs.n, cs.c, cs.h, cs.w + 3}, -1, 1, 1);
     const Tensor x = wide.narrow(3, 0, cs.w);
@@ -416,7 +417,8 @@ TEST(ConvDispatch, NchwWideDepthwiseThroughChannelsLastGiveItsBits) {
     const auto problem = [&](MemoryFormat f) {
       return ConvProblem::make(src, wei, Shape{cs.c}, options, false, DType::F32, f);
     };
-    const ConvProblem pc = problem(MemoryFormat::Contiguous), pl = problem(MemoryFormat::ChannelsLast);
+    const ConvProblem pc = problem(MemoryFormat::Contiguous);
+    const ConvProblem pl = problem(MemoryFormat::ChannelsLast);
     // Rows 3 floats apart in a wider buffer: the planes' rows are not dense.
     const Tensor wide = Tensor::uniform({cs.n, cs.c, cs.h, cs.w + 3}, -1, 1, 1);
     const Tensor x = wide.narrow(3, 0, cs.w);
@@ -432,7 +434,8 @@ TEST(ConvDispatch, NchwWideDepthwiseThroughChannelsLastGiveItsBits) {
       const Tensor dx = conv_backward_data(pc, dy, w);
       EXPECT_EQ(last_conv_kernel() == via, through) << pc.str() << ": " << last_conv_kernel();
       if (!through) continue;
-      EXPECT_EQ(y.to(MemoryFormat::ChannelsLast).to_vector(), conv_forward(pl, xl, w, b).to_vector())
+      EXPECT_EQ(y.to(MemoryFormat::ChannelsLast).to_vector(),
+                conv_forward(pl, xl, w, b).to_vector())
           << pc.str() << ", " << t;
       EXPECT_EQ(dx.to(MemoryFormat::ChannelsLast).to_vector(),
                 conv_backward_data(pl, dyl, w).to_vector())

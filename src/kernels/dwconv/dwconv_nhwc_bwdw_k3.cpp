@@ -339,22 +339,21 @@ HWY_INLINE void RowSums(const float* r, const float* y, I n, I hi, I px, I dpx, 
     for (int b = 0; b < 3; ++b) hn::StoreU(s[k][b], d, acc + b * op + k * L);
 }
 
-/// The rows [oh0, oh1) of K full vectors from vector v through RowSums.
+/// Output rows [oh0, oh1) of K full vectors from channel o0 through RowSums, into the sums
+/// sums[t * op + o - o0] of tap t.
 template <int K>
-HWY_NOINLINE void RowSumsBand(const Geo& g, const Channels& ch, const float* x, const float* dy,
-                              I oh0, I oh1, I hi, I v, float* acc) {
-  const I o0 = v * LanesI();
+HWY_NOINLINE void RowSumsBand(const Geo& g, const float* x, const float* dy, I oh0, I oh1, I hi,
+                              I o0, float* sums, I op) {
   for (I oh = oh0; oh < oh1; ++oh) {
     const float* rows[3];
     KernelRows(g, x, oh, rows);
     const float* y = dy + oh * g.dst_row + o0;
     for (int a = 0; a < 3; ++a) {
       if (!rows[a]) continue;
-      float* sums = acc + a * 3 * ch.op() + o0;
       if (g.sw == 1)
-        RowSums<1, K>(rows[a] + o0, y, g.ow, hi, g.src_px, g.dst_px, sums, ch.op());
+        RowSums<1, K>(rows[a] + o0, y, g.ow, hi, g.src_px, g.dst_px, sums + a * 3 * op, op);
       else
-        RowSums<2, K>(rows[a] + o0, y, g.ow, hi, g.src_px, g.dst_px, sums, ch.op());
+        RowSums<2, K>(rows[a] + o0, y, g.ow, hi, g.src_px, g.dst_px, sums + a * 3 * op, op);
     }
   }
 }
@@ -404,32 +403,17 @@ void RowSumsImages(const ConvParams& p, const Geo& g, I vectors, const float* sr
     for (I v = 0; v < vectors; v += 2) {
       const I k = std::min<I>(2, vectors - v), kl = k * L, o0 = v * L;
       for (I i = 0; i < 9 * kl; i += L) hn::Store(hn::Zero(D()), D(), acc + i);  // not rep stos
-      for (I oh = 0; oh < g.oh; ++oh) {
-        const float* rows[3];
-        KernelRows(g, x, oh, rows);
-        const float* y = dy + oh * g.dst_row + o0;
-        for (int a = 0; a < 3; ++a) {
-          if (!rows[a]) continue;
-          const float* r = rows[a] + o0;
-          float* sums = acc + a * 3 * kl;
-          if (k == 2)
-            g.sw == 1 ? RowSums<1, 2>(r, y, g.ow, hi, g.src_px, g.dst_px, sums, kl)
-                      : RowSums<2, 2>(r, y, g.ow, hi, g.src_px, g.dst_px, sums, kl);
-          else
-            g.sw == 1 ? RowSums<1, 1>(r, y, g.ow, hi, g.src_px, g.dst_px, sums, kl)
-                      : RowSums<2, 1>(r, y, g.ow, hi, g.src_px, g.dst_px, sums, kl);
-        }
-      }
+      if (k == 2)
+        RowSumsBand<2>(g, x, dy, 0, g.oh, hi, o0, acc, kl);
+      else
+        RowSumsBand<1>(g, x, dy, 0, g.oh, hi, o0, acc, kl);
       for (I t = 0; t < 9; ++t) {
         double* tot = total.data() + t * op + o0;
         for (I l = 0; l < kl; ++l) tot[l] += acc[t * kl + l];
       }
     }
   }
-  for (I o = 0; o < op; ++o)
-    for (I t = 0; t < 9; ++t)
-      diff_wei[o * p.wei_s[0] + t] =
-          static_cast<float>(total[static_cast<std::size_t>(t * op + o)]);
+  StoreTotals(p, 9, op, op, total.data(), diff_wei);
 }
 
 template <bool kMult, bool kUnit>
@@ -461,10 +445,10 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
       const I oh1 = std::min(g.oh, oh0 + band);
       if (row_sums && v < full_vectors) {
         if (v + 1 < full_vectors) {
-          RowSumsBand<2>(g, ch, x, dy, oh0, oh1, row_hi, v, acc);
+          RowSumsBand<2>(g, x, dy, oh0, oh1, row_hi, v * LanesI(), acc + v * LanesI(), ch.op());
           ++v;
         } else {
-          RowSumsBand<1>(g, ch, x, dy, oh0, oh1, row_hi, v, acc);
+          RowSumsBand<1>(g, x, dy, oh0, oh1, row_hi, v * LanesI(), acc + v * LanesI(), ch.op());
         }
         continue;
       }
@@ -510,7 +494,7 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
 
 void BwdWeightsK3(const ConvParams& p, const float* src, const float* diff_dst, float* diff_wei) {
   const Geo g = GeoOf(p);
-  const Channels ch(p, 9);
+  const Channels ch(p, 0);  // no repacked weights: backward-weights computes them
   const bool unit = g.sw == 1 && g.dw == 1;
   // Single-band RowSums images: the full vectors through RowSumsImages, a channel tail as a
   // problem of its own.
@@ -521,7 +505,7 @@ void BwdWeightsK3(const ConvParams& p, const float* src, const float* diff_dst, 
     ConvParams t = p;
     t.g = p.g - full * L;
     const I c0 = full * L;
-    const Channels tch(t, 9);
+    const Channels tch(t, 0);
     ReduceImages(t, tch, src + c0, diff_dst + c0, diff_wei + c0 * p.wei_s[0],
                  [&](const float* x, const float* dy, float* acc) {
                    unit ? Image3x3<false, true>(g, tch, x, dy, acc)

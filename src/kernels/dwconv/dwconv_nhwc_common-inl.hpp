@@ -237,6 +237,14 @@ inline std::vector<float> PaddedBias(const Channels& ch, const float* bias) {
   return padded;
 }
 
+/// diff_wei[o][0][kh][kw] for o < o_count from double totals total[tap][op] (taps kh*KW + kw).
+inline void StoreTotals(const ConvParams& p, I taps, I op, I o_count, const double* total,
+                        float* diff_wei) {
+  for (I o = 0; o < o_count; ++o)
+    for (I t = 0; t < taps; ++t)
+      diff_wei[o * p.wei_s[0] + t] = static_cast<float>(total[t * op + o]);
+}
+
 /// The backward-weights reduction every channels-last strategy shares: image(x, dy, acc) adds
 /// one image's products into acc[tap][o] (taps kh*KW + kw, rows of op floats); the images'
 /// sums go into doubles in image order, so the result does not depend on how the caller cut
@@ -253,9 +261,7 @@ void ReduceImages(const ConvParams& p, const Channels& ch, const float* src, con
     image(src + n * p.src_s[0], diff_dst + n * p.dst_s[0], acc.data());
     for (std::size_t i = 0; i < size; ++i) total[i] += acc[i];
   }
-  for (I o = 0; o < ch.o(); ++o)
-    for (I t = 0; t < taps; ++t)
-      diff_wei[o * p.wei_s[0] + t] = static_cast<float>(total[static_cast<std::size_t>(t * ch.op() + o)]);
+  StoreTotals(p, taps, ch.op(), ch.o(), total.data(), diff_wei);
 }
 
 }  // namespace dwnhwc

@@ -7,12 +7,12 @@
 //   rows [r][iw][L]       one vector's input rows of a band, copied dense per band
 // The caller guarantees dwconv_nhwc_wide_supports(p); padding is never read nor multiplied.
 //
-// One channel vector walks the image row by row, on dense copies of its rows. For a block of P outputs of a row and a
-// chunk of KB taps of one kernel row, the KB weights stay in registers while the P + KB - 1
-// columns under them are loaded once each: P*KB FMAs for P + 2*KB - 1 loads, where one tap
-// at a time costs a load per FMA. Columns in the padding are skipped (a test per column,
-// none per FMA) and kernel rows in the padding are never visited. Backward-data is the
-// forward of diff_dst with the kernel turned half a turn.
+// One channel vector walks the image row by row, on dense copies of its rows. For a block
+// of P outputs of a row and a chunk of KB taps of one kernel row, the KB weights stay in
+// registers while the P + KB - 1 columns under them are loaded once each: P*KB FMAs for
+// P + 2*KB - 1 loads, where one tap at a time costs a load per FMA. Columns in the padding
+// are skipped (a test per column, none per FMA) and kernel rows in the padding are never
+// visited. Backward-data is the forward of diff_dst with the kernel turned half a turn.
 #include "kernels/dwconv/dwconv_nhwc.hpp"
 
 #include <algorithm>
