@@ -337,13 +337,15 @@ TEST(ConvThreads, DepthwiseWeightsSplitOverImagesKeepTheirBits) {
 // Channels-last depthwise backward-weights whose images src/ops/ does not split over the
 // threads is cut by channels, into blocks that follow the thread count: the kernel's bands
 // of rows (whose sums it adds in float) must not follow the call's channels. They did, and
-// these shapes gave other bits at 1 and 2 threads in thousands of weights.
+// these shapes gave other bits at 1 and 2 threads in thousands of weights. 64 channels of
+// 14x14 take the tiles at 1 thread (8 vectors) and RowSums at 3 (2 blocks of 4 vectors).
 TEST(ConvThreads, DepthwiseWeightsSplitOverChannelsKeepTheirBits) {
   const int threads = omp_get_max_threads();
   struct Case {
     std::int64_t n, c, h;
   };
-  for (const Case cs : {Case{8, 384, 14}, Case{8, 960, 7}, Case{1, 144, 56}, Case{4, 192, 28}}) {
+  for (const Case cs : {Case{8, 384, 14}, Case{8, 960, 7}, Case{1, 144, 56}, Case{4, 192, 28},
+                        Case{4, 64, 14}}) {
     const auto [p, x, dy] = channels_last_dw(cs.n, cs.c, cs.h, cs.h, 3, 1);
     omp_set_num_threads(1);
     const Tensor one = conv_backward_weights(p, x, dy);

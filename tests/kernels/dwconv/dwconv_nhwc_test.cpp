@@ -142,6 +142,22 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       // without RowSumsImages): pairs of vectors and a lone one, at w stride 1 and 2.
       {40, 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1},
       {24, 1, 15, 15, 3, 3, 2, 2, 1, 1, 1, 1},
+      // Rows of at most 16 input pixels with 'same' padding in tiles of pixels, every vector
+      // of a tile before the next tile (Tiles3, WeightTileImages): one tile of 7 and a tail
+      // vector, 7 + 7 (a tail on AVX-512), width and height 2, 8 + 8, 5 + 5, stride 2 on even
+      // and odd widths (the last column right of the image), width 3 at stride 2 with an odd
+      // height, h stride 3, and 48 channels (backward-weights only: the forward's tiles want
+      // 64 on AVX2).
+      {67, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1},
+      {136, 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1},
+      {64, 1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1},
+      {72, 1, 5, 16, 3, 3, 1, 1, 1, 1, 1, 1},
+      {80, 1, 3, 10, 3, 3, 1, 1, 1, 1, 1, 1},
+      {64, 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1},
+      {130, 1, 15, 15, 3, 3, 2, 2, 1, 1, 1, 1},
+      {64, 1, 9, 3, 3, 3, 2, 2, 1, 1, 1, 1},
+      {96, 1, 8, 6, 3, 3, 3, 2, 1, 1, 1, 1},
+      {48, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1},
       // Images of 1 MiB and more, where backward-weights prefetches the next vectors' lines
       // ('same' rows at stride 1 and 2, a channel tail past the last prefetched line).
       {52, 1, 73, 70, 3, 3, 1, 1, 1, 1, 1, 1},
