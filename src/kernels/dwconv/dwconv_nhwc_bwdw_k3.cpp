@@ -461,10 +461,6 @@ HWY_NOINLINE void WeightTile3(const float* const (&base)[3], const float* dy_row
   }
 }
 
-/// The most outputs a WeightTile3 tile holds: their diff_dst vectors, one kernel row's 3
-/// sums and a column fit in 16 vector registers (AVX2).
-constexpr I kTileMax = 8;
-
 /// Whether the `vectors` full vectors of this call take WeightTileImages (no multiplier,
 /// checked by the caller): src rows of at most 2 * kTileMax pixels at w stride 1 or 2 with
 /// PyTorch's 'same' padding of 1, kernel rows that leave the image only at its top or
@@ -482,32 +478,20 @@ inline bool WeightTilesFit(const Geo& g, I vectors) {
 }
 
 /// One image's full vectors [v0, v1) of a WeightTilesFit problem through WeightTile3, row by
-/// row in tiles of up to kTileMax outputs (a row split evenly), each tile taking every
-/// vector before the next, into acc[(v - v0) * 9 + tap][L].
+/// row in tiles (ForEachTile), each tile taking every vector before the next, into
+/// acc[(v - v0) * 9 + tap][L].
 template <int SW>
 void WeightTiles3(const Geo& g, const float* x, const float* dy, I v0, I v1, float* acc) {
-  const I tiles = (g.ow + kTileMax - 1) / kTileMax;
-  const I step = (g.ow + tiles - 1) / tiles;
   for (I oh = 0; oh < g.oh; ++oh) {
     const float* rows[3];
     const unsigned mask = KernelRows(g, x, oh, rows);
     const float* y = dy + oh * g.dst_row;
-    for (I ow0 = 0; ow0 < g.ow; ow0 += step) {
-      const I n = std::min(step, g.ow - ow0);
-      const bool left = ow0 == 0, right = SW * (ow0 + n - 1) + 1 >= g.iw;
-      auto tile = [&](auto width) {
-        constexpr int kT = decltype(width)::value;
-        if constexpr (kT <= kTileMax) {
-          if (mask == 7u)
-            WeightTile3<SW, kT, 7u>(rows, y, v0, v1, ow0, left, right, g.src_px, g.dst_px, acc);
-          else if (mask == 6u)
-            WeightTile3<SW, kT, 6u>(rows, y, v0, v1, ow0, left, right, g.src_px, g.dst_px, acc);
-          else
-            WeightTile3<SW, kT, 3u>(rows, y, v0, v1, ow0, left, right, g.src_px, g.dst_px, acc);
-        }
-      };
-      WithWidth(n, tile);
-    }
+    ForEachTile<SW>(g.ow, g.iw, [&](I ow0, auto width, bool left, bool right) {
+      WithRows(mask, [&](auto kept) {
+        WeightTile3<SW, decltype(width)::value, decltype(kept)::value>(
+            rows, y, v0, v1, ow0, left, right, g.src_px, g.dst_px, acc);
+      });
+    });
   }
 }
 

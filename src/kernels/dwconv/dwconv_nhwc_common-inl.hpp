@@ -64,6 +64,41 @@ HWY_INLINE void WithWidth(I n, Fn&& fn) {
   }
 }
 
+/// The most outputs a tile of the 3x3 tile walks holds (forward and backward-data's Tiles3,
+/// backward-weights' WeightTileImages): their sums or diff_dst vectors, one kernel row's 3
+/// weights or sums and a column fit in 16 vector registers (AVX2).
+constexpr I kTileMax = 8;
+
+/// One output row of a tile walk: out_w outputs at w stride SW over in_w input pixels with
+/// 'same' padding of 1, split evenly into tiles of at most kTileMax outputs (14 as 7 + 7,
+/// 10 as 5 + 5). Calls fn(ow0, width, left, right) per tile, width an
+/// std::integral_constant; `left`: the tile's first input column lies left of the image,
+/// `right`: its last lies right of it.
+template <int SW, typename Fn>
+HWY_INLINE void ForEachTile(I out_w, I in_w, Fn&& fn) {
+  const I tiles = (out_w + kTileMax - 1) / kTileMax;
+  const I step = (out_w + tiles - 1) / tiles;
+  for (I ow0 = 0; ow0 < out_w; ow0 += step) {
+    const I n = std::min(step, out_w - ow0);
+    const bool left = ow0 == 0, right = SW * (ow0 + n - 1) + 1 >= in_w;
+    WithWidth(n, [&](auto width) {
+      if constexpr (decltype(width)::value <= kTileMax) fn(ow0, width, left, right);
+    });
+  }
+}
+
+/// fn(std::integral_constant<unsigned, M>()) for the kernel rows M (bit a: row a lies inside
+/// the image) of a tile walk's output row: 7, 6 (the top row) or 3 (the bottom row).
+template <typename Fn>
+HWY_INLINE void WithRows(unsigned rows, Fn&& fn) {
+  if (rows == 7u)
+    fn(std::integral_constant<unsigned, 7u>());
+  else if (rows == 6u)
+    fn(std::integral_constant<unsigned, 6u>());
+  else
+    fn(std::integral_constant<unsigned, 3u>());
+}
+
 /// Asks for the cache line at p. A prefetch builtin counts for GCC as a read of unknown
 /// memory, so it stored the 3x3 backward-weights' 9 sums before every one; this asm reads
 /// nothing it can see.

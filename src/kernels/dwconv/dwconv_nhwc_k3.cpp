@@ -309,10 +309,6 @@ HWY_NOINLINE void Tile3(const float* const (&base)[3], const float* wb, const fl
   }
 }
 
-/// The most outputs a Tiles3 tile holds: one sum each, beside 3 weights and a column, in
-/// 16 vector registers (AVX2).
-constexpr I kTileMax = 8;
-
 /// Whether the full vectors of a pass take Tiles3: input rows of at most 2 * kTileMax
 /// pixels at w stride SW with PyTorch's 'same' padding of 1, kernel rows that leave the
 /// image only at its top or bottom (ph = 1, unit dilation, at least 2 rows), and pixels of
@@ -328,18 +324,16 @@ bool TilesFit(const PassGeo& g) {
 }
 
 /// The first `vectors` channel vectors (all full) of a TilesFit image, row by row in tiles
-/// of up to kTileMax outputs (a row split evenly: 14 as 7 + 7, 10 as 5 + 5), each tile
-/// taking every vector before the next. Why: Plane3 walks a 7- or 14-pixel row two vectors
-/// at a time, paying a row's set-up for a few outputs, and the two vectors' 18 weights do
-/// not fit in 16 registers beside the sums; a tile keeps T sums and one kernel row's 3
-/// weights, and reads its pixels' channels in order. At batch 8 (AVX2, Zen 3, 1 and 2
-/// threads, calls alternating in one process) MobileNetV2's 7x7x960 forward takes 20-27%
-/// less time, 14x14x384 10-15%, 14x14x576 at stride 2 3-12%; backward-data likewise.
+/// (ForEachTile), each tile taking every vector before the next. Why: Plane3 walks a 7- or
+/// 14-pixel row two vectors at a time, paying a row's set-up for a few outputs, and the two
+/// vectors' 18 weights do not fit in 16 registers beside the sums; a tile keeps T sums and
+/// one kernel row's 3 weights, and reads its pixels' channels in order. At batch 8 (AVX2,
+/// Zen 3, 1 and 2 threads, calls alternating in one process) MobileNetV2's 7x7x960 forward
+/// takes 20-27% less time, 14x14x384 10-15%, 14x14x576 at stride 2 3-12%; backward-data
+/// likewise.
 template <int SW>
 void Tiles3(const PassGeo& g, I vectors, const float* wb, const float* bias, const float* in,
             float* out) {
-  const I tiles = (g.out_w + kTileMax - 1) / kTileMax;
-  const I step = (g.out_w + tiles - 1) / tiles;
   for (I oh = 0; oh < g.out_h; ++oh) {
     const float* base[3];
     unsigned rows = 0;
@@ -349,22 +343,12 @@ void Tiles3(const PassGeo& g, I vectors, const float* wb, const float* bias, con
       rows |= base[a] ? 1u << a : 0u;
     }
     float* y = out + oh * g.out_row;
-    for (I ow0 = 0; ow0 < g.out_w; ow0 += step) {
-      const I n = std::min(step, g.out_w - ow0);
-      const bool left = ow0 == 0, right = SW * (ow0 + n - 1) + 1 >= g.in_w;
-      auto tile = [&](auto width) {
-        constexpr int kT = decltype(width)::value;
-        if constexpr (kT <= kTileMax) {
-          if (rows == 7u)
-            Tile3<SW, kT, 7u>(base, wb, bias, vectors, ow0, left, right, g.in_px, y, g.out_px);
-          else if (rows == 6u)
-            Tile3<SW, kT, 6u>(base, wb, bias, vectors, ow0, left, right, g.in_px, y, g.out_px);
-          else
-            Tile3<SW, kT, 3u>(base, wb, bias, vectors, ow0, left, right, g.in_px, y, g.out_px);
-        }
-      };
-      WithWidth(n, tile);
-    }
+    ForEachTile<SW>(g.out_w, g.in_w, [&](I ow0, auto width, bool left, bool right) {
+      WithRows(rows, [&](auto kept) {
+        Tile3<SW, decltype(width)::value, decltype(kept)::value>(
+            base, wb, bias, vectors, ow0, left, right, g.in_px, y, g.out_px);
+      });
+    });
   }
 }
 
