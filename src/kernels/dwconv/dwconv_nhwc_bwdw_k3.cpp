@@ -431,9 +431,8 @@ HWY_NOINLINE void WeightTile3(const float* const (&base)[3], const float* dy_row
   constexpr int kCols = SW * (T - 1) + 3;
   const D d;
   const I L = LanesI();
-  const float* col[3] = {};
-  for (int a = 0; a < 3; ++a)
-    if ((kRows >> a) & 1u) col[a] = base[a] + (ow0 * SW - 1) * px;
+  const float* col[3];
+  TileColumns<SW, kRows>(base, ow0, px, col);
   const float* y = dy_row + ow0 * dpx;
   for (I v = v0; v < v1; ++v) {
     const I o = v * L;
@@ -447,7 +446,7 @@ HWY_NOINLINE void WeightTile3(const float* const (&base)[3], const float* dy_row
       HWY_UNROLL(32)
       for (int j = 0; j < kCols; ++j) {
         if ((j == 0 && left) || (j == kCols - 1 && right)) continue;
-        const V x = hn::LoadU(d, col[a] + j * px + o);
+        const V x = hn::LoadU(d, col[a] + (j - 1) * px + o);
         if (j % SW == 0 && j / SW < T) s0 = hn::MulAdd(dv[j / SW], x, s0);
         if (j >= 1 && (j - 1) % SW == 0 && (j - 1) / SW < T)
           s1 = hn::MulAdd(dv[(j - 1) / SW], x, s1);

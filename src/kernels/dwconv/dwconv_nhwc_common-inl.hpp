@@ -87,6 +87,14 @@ HWY_INLINE void ForEachTile(I out_w, I in_w, Fn&& fn) {
   }
 }
 
+/// The input column ow0 * SW (a tile's column 1) of each kernel row in kRows (bit a: base[a]
+/// is row a's column 0), null for the others. Column 0 of a tile starting at ow0 = 0 lies
+/// left of the image: a tile loads column j at col[a] + (j - 1) * px, and never j = 0 there.
+template <int SW, unsigned kRows>
+HWY_INLINE void TileColumns(const float* const (&base)[3], I ow0, I px, const float* (&col)[3]) {
+  for (int a = 0; a < 3; ++a) col[a] = ((kRows >> a) & 1u) ? base[a] + ow0 * SW * px : nullptr;
+}
+
 /// fn(std::integral_constant<unsigned, M>()) for the kernel rows M (bit a: row a lies inside
 /// the image) of a tile walk's output row: 7, 6 (the top row) or 3 (the bottom row).
 template <typename Fn>

@@ -280,9 +280,8 @@ HWY_NOINLINE void Tile3(const float* const (&base)[3], const float* wb, const fl
   constexpr int kCols = SW * (T - 1) + 3;
   const D d;
   const I L = LanesI();
-  const float* col[3] = {};
-  for (int a = 0; a < 3; ++a)
-    if ((kRows >> a) & 1u) col[a] = base[a] + (ow0 * SW - 1) * in_px;
+  const float* col[3];
+  TileColumns<SW, kRows>(base, ow0, in_px, col);
   float* out = y + ow0 * out_px;
   for (I v = 0; v < vectors; ++v) {
     const I o = v * L;
@@ -297,7 +296,7 @@ HWY_NOINLINE void Tile3(const float* const (&base)[3], const float* wb, const fl
       HWY_UNROLL(32)
       for (int j = 0; j < kCols; ++j) {
         if ((j == 0 && left) || (j == kCols - 1 && right)) continue;
-        const V x = hn::LoadU(d, col[a] + j * in_px + o);
+        const V x = hn::LoadU(d, col[a] + (j - 1) * in_px + o);
         if (j % SW == 0 && j / SW < T) acc[j / SW] = hn::MulAdd(x, w0, acc[j / SW]);
         if (j >= 1 && (j - 1) % SW == 0 && (j - 1) / SW < T)
           acc[(j - 1) / SW] = hn::MulAdd(x, w1, acc[(j - 1) / SW]);
