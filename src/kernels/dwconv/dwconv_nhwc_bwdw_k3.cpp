@@ -461,18 +461,14 @@ HWY_NOINLINE void WeightTile3(const float* const (&base)[3], const float* dy_row
 }
 
 /// Whether the `vectors` full vectors of this call take WeightTileImages (no multiplier,
-/// checked by the caller): src rows of at most 2 * kTileMax pixels at w stride 1 or 2 with
-/// PyTorch's 'same' padding of 1, kernel rows that leave the image only at its top or
-/// bottom (ph = 1, unit dilation, at least 2 rows), an image under 1 MiB, and at least 6
-/// vectors. Such images are RowSumsFit, and RowSums adds each tap's products in the same
-/// order (row-major, from zero per image), so both give the same bits and the test may read
-/// this call's channels, which src/ops/ cuts by the thread count. Rows of 28 pixels ran
+/// checked by the caller): TileGeometry at unit w dilation, an image under 1 MiB, and at
+/// least 6 vectors. Such images are RowSumsFit, and RowSums adds each tap's products in the
+/// same order (row-major, from zero per image), so both give the same bits and the test may
+/// read this call's channels, which src/ops/ cuts by the thread count. Rows of 28 pixels ran
 /// 5-25% slower in tiles; 2 and 4 vectors per call (16 to 64 channels at 2 threads) 10-30%
 /// slower, a tile's loop over the vectors being too short.
 inline bool WeightTilesFit(const Geo& g, I vectors) {
-  const bool cols = g.pw == 1 && g.dw == 1 && g.iw >= 2 && g.iw <= 2 * kTileMax &&
-                    ((g.sw == 1 && g.ow == g.iw) || (g.sw == 2 && g.ow == (g.iw + 1) / 2));
-  return cols && g.ph == 1 && g.dh == 1 && g.ih >= 2 && (g.oh - 1) * g.sh + 1 <= g.ih &&
+  return g.dw == 1 && TileGeometry(g.sw, g.iw, g.ow, g.pw, g.ih, g.oh, g.sh, g.ph, g.dh) &&
          vectors >= 6 && RowSumsFit(g);
 }
 

@@ -69,6 +69,17 @@ HWY_INLINE void WithWidth(I n, Fn&& fn) {
 /// weights or sums and a column fit in 16 vector registers (AVX2).
 constexpr I kTileMax = 8;
 
+/// The geometry both 3x3 tile walks need: input rows of at most 2 * kTileMax pixels at w
+/// stride sw (1 or 2) with PyTorch's 'same' padding of 1 (so that only a tile's first and
+/// last columns can leave the row), and kernel rows that leave the image only at its top or
+/// bottom (ph = 1, unit h dilation, at least 2 rows, every output row's middle kernel row
+/// inside the image).
+inline bool TileGeometry(I sw, I in_w, I out_w, I pw, I in_h, I out_h, I sh, I ph, I dh) {
+  const bool cols = pw == 1 && in_w >= 2 && in_w <= 2 * kTileMax &&
+                    ((sw == 1 && out_w == in_w) || (sw == 2 && out_w == (in_w + 1) / 2));
+  return cols && ph == 1 && dh == 1 && in_h >= 2 && (out_h - 1) * sh + 1 <= in_h;
+}
+
 /// One output row of a tile walk: out_w outputs at w stride SW over in_w input pixels with
 /// 'same' padding of 1, split evenly into tiles of at most kTileMax outputs (14 as 7 + 7,
 /// 10 as 5 + 5). Calls fn(ow0, width, left, right) per tile, width an

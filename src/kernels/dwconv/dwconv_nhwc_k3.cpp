@@ -308,17 +308,14 @@ HWY_NOINLINE void Tile3(const float* const (&base)[3], const float* wb, const fl
   }
 }
 
-/// Whether the full vectors of a pass take Tiles3: input rows of at most 2 * kTileMax
-/// pixels at w stride SW with PyTorch's 'same' padding of 1, kernel rows that leave the
-/// image only at its top or bottom (ph = 1, unit dilation, at least 2 rows), and pixels of
-/// at least 8 vectors. Rows of 28 pixels ran 15-30% slower in tiles, and pixels of 32 and
-/// 48 channels 9-13% slower: a tile's loop over the vectors is then too short. The test reads the geometry and the pixel stride, never this call's
-/// channels, which src/ops/ cuts by the thread count, so the bits do not depend on it.
+/// Whether the full vectors of a pass take Tiles3: TileGeometry, and pixels of at least 8
+/// vectors. Rows of 28 pixels ran 15-30% slower in tiles, and pixels of 32 and 48 channels
+/// 9-13% slower: a tile's loop over the vectors is then too short. The test reads the
+/// geometry and the pixel stride, never this call's channels, which src/ops/ cuts by the
+/// thread count, so the bits do not depend on it.
 template <int SW>
 bool TilesFit(const PassGeo& g) {
-  const bool cols = g.pw == 1 && g.in_w >= 2 && g.in_w <= 2 * kTileMax &&
-                    g.out_w == (SW == 1 ? g.in_w : (g.in_w + 1) / 2);
-  return cols && g.ph == 1 && g.dh == 1 && g.in_h >= 2 && (g.out_h - 1) * g.sh + 1 <= g.in_h &&
+  return TileGeometry(SW, g.in_w, g.out_w, g.pw, g.in_h, g.out_h, g.sh, g.ph, g.dh) &&
          g.in_px >= 8 * LanesI();
 }
 
