@@ -2,6 +2,7 @@
 # and oneDNN on the same problems and thread counts, then prints the table and writes it to
 # bench/results/ as Markdown and JSON.
 import argparse
+import ctypes
 import datetime
 import json
 import math
@@ -22,6 +23,44 @@ def json_lines(cmd):
     log("  $", " ".join(cmd))
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def cpu_model_and_flags():
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return model, flags
+
+
+def openblas_core(flags):
+    """OpenBLAS's kernels, chosen when it loads. Debian 12's 0.3.21 falls back to its SSE3 ones
+    ("Prescott") on CPUs newer than itself; then every driver (convkit, PyTorch, the GEMM peer)
+    gets OPENBLAS_CORETYPE for the vector unit the CPU has, so that the run compares the
+    kernels and not that fallback. Returns (core in use, core OpenBLAS picked by itself)."""
+    def corename():
+        # In a child: a library's core is fixed when it loads, so each query loads it afresh.
+        code = ("import ctypes; lib = ctypes.CDLL('libopenblas.so.0'); "
+                "lib.openblas_get_corename.restype = ctypes.c_char_p; "
+                "print(lib.openblas_get_corename().decode())")
+        done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+    detected = corename()
+    if detected == "Prescott" and "OPENBLAS_CORETYPE" not in os.environ:
+        wanted = "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else None
+        if wanted:
+            os.environ["OPENBLAS_CORETYPE"] = wanted
+            log(f"OpenBLAS fell back to {detected} on this CPU: OPENBLAS_CORETYPE={wanted}")
+    return corename(), detected
 
 
 def geomean(values):
@@ -126,7 +165,10 @@ def ratio(x):
 def markdown(meta, limits, rows, prows, threads_list):
     rounds = meta["timing"].get("rounds", 1)
     L = [f"# convkit peer run {meta['utc']}", "",
-         f"{meta['mode']} run on {meta['machine']}; problems from {', '.join(meta['shape_files'])}.",
+         f"{meta['mode']} run on {meta['machine']} ({meta['vector_unit']}); OpenBLAS kernels "
+         f"{meta['openblas_core']}" + (f" (it picked {meta['openblas_detected']} itself)"
+                                     if meta['openblas_detected'] != meta['openblas_core'] else "")
+         + f"; problems from {', '.join(meta['shape_files'])}.",
          (f"Every driver ran {rounds} times in turn (rounds); each time and machine limit is the "
           "best round's. " if rounds > 1 else "") +
          "Times are the best of up to N calls (ms). `x torch` / `x oneDNN` = peer time / convkit "
@@ -228,6 +270,8 @@ def main():
                 vals += p[key]
             f.write(" ".join(str(v) for v in vals) + "\n")
 
+    cpu_model, cpu_flags = cpu_model_and_flags()
+    blas_core, blas_detected = openblas_core(cpu_flags)
     records, limits = [], {}
     for t in threads_list:
         for rnd in range(max(a.rounds, 1)):
@@ -254,7 +298,10 @@ def main():
     prows = pass_rows(problems, records, threads_list)
     utc = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     meta = {"utc": utc, "mode": "quick" if a.quick else "full",
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "machine": f"{cpu_model} ({platform.machine()}), {os.cpu_count()} CPUs",
+            "vector_unit": ("AVX-512" if "avx512f" in cpu_flags else "AVX2" if "avx2" in cpu_flags
+                            else "no AVX2"),
+            "openblas_core": blas_core, "openblas_detected": blas_detected,
             "shape_files": [os.path.basename(s) for s in a.shapes],
             "timing": {"min_time_s": min_time, "max_reps": max_reps, "rounds": max(a.rounds, 1)},
             "skipped": [r for r in records if "skipped" in r]}
