@@ -115,77 +115,6 @@ HWY_INLINE void Slide3(const Geo& g, const float* const (&rows)[3], const float*
   for (int t = 0; t < 9; ++t) sums[t] = sum[t];
 }
 
-/// A whole output row of a 'same' 3x3 at unit stride (pw = 1, ow = iw >= 2), full vector at
-/// o0, multiplier 1: Slide3 with the two edge pixels folded in (the first has no column to
-/// its left, the last none to its right) and only the kernel rows in kRows (bit a: row a
-/// lies inside the image), so that no pixel of the row takes the tested path.
-template <unsigned kRows>
-HWY_INLINE void SameRow3(const Geo& g, const float* const (&rows)[3], const float* dy_row, I o0,
-                         V (&sums)[9]) {
-  V sum[9];  // a local copy (see Columns3)
-  for (int t = 0; t < 9; ++t) sum[t] = sums[t];
-  const D d;
-  const I px = g.src_px, n = g.ow;
-  const float* r[3];
-  V xa[3], xb[3];  // columns ow - 1 and ow of each kernel row
-  for (int a = 0; a < 3; ++a) {
-    if (!((kRows >> a) & 1u)) continue;
-    r[a] = rows[a] + o0;
-    xa[a] = hn::LoadU(d, r[a]);
-    xb[a] = hn::LoadU(d, r[a] + px);
-  }
-  const float* y = dy_row + o0;
-  {  // ow = 0: columns 0 and 1
-    const V dv = hn::LoadU(d, y);
-    for (int a = 0; a < 3; ++a) {
-      if (!((kRows >> a) & 1u)) continue;
-      sum[a * 3 + 1] = hn::MulAdd(dv, xa[a], sum[a * 3 + 1]);
-      sum[a * 3 + 2] = hn::MulAdd(dv, xb[a], sum[a * 3 + 2]);
-    }
-  }
-  // Pixels in pairs, the second into its own sums: two FMA chains per tap.
-  V odd[9];
-  for (int t = 0; t < 9; ++t) odd[t] = hn::Zero(d);
-  I ow = 1;
-  for (; ow + 2 < n; ow += 2) {  // pixels ow and ow + 1: columns ow - 1 .. ow + 2
-    const V dv0 = hn::LoadU(d, y + ow * g.dst_px), dv1 = hn::LoadU(d, y + (ow + 1) * g.dst_px);
-    for (int a = 0; a < 3; ++a) {
-      if (!((kRows >> a) & 1u)) continue;
-      const V xc = hn::LoadU(d, r[a] + (ow + 1) * px), xd = hn::LoadU(d, r[a] + (ow + 2) * px);
-      sum[a * 3] = hn::MulAdd(dv0, xa[a], sum[a * 3]);
-      sum[a * 3 + 1] = hn::MulAdd(dv0, xb[a], sum[a * 3 + 1]);
-      sum[a * 3 + 2] = hn::MulAdd(dv0, xc, sum[a * 3 + 2]);
-      odd[a * 3] = hn::MulAdd(dv1, xb[a], odd[a * 3]);
-      odd[a * 3 + 1] = hn::MulAdd(dv1, xc, odd[a * 3 + 1]);
-      odd[a * 3 + 2] = hn::MulAdd(dv1, xd, odd[a * 3 + 2]);
-      xa[a] = xc;
-      xb[a] = xd;
-    }
-  }
-  for (; ow + 1 < n; ++ow) {  // columns ow - 1, ow, ow + 1
-    const V dv = hn::LoadU(d, y + ow * g.dst_px);
-    for (int a = 0; a < 3; ++a) {
-      if (!((kRows >> a) & 1u)) continue;
-      const V xc = hn::LoadU(d, r[a] + (ow + 1) * px);
-      sum[a * 3] = hn::MulAdd(dv, xa[a], sum[a * 3]);
-      sum[a * 3 + 1] = hn::MulAdd(dv, xb[a], sum[a * 3 + 1]);
-      sum[a * 3 + 2] = hn::MulAdd(dv, xc, sum[a * 3 + 2]);
-      xa[a] = xb[a];
-      xb[a] = xc;
-    }
-  }
-  for (int t = 0; t < 9; ++t) sum[t] = hn::Add(sum[t], odd[t]);
-  {  // ow = n - 1: columns n - 2 and n - 1
-    const V dv = hn::LoadU(d, y + (n - 1) * g.dst_px);
-    for (int a = 0; a < 3; ++a) {
-      if (!((kRows >> a) & 1u)) continue;
-      sum[a * 3] = hn::MulAdd(dv, xa[a], sum[a * 3]);
-      sum[a * 3 + 1] = hn::MulAdd(dv, xb[a], sum[a * 3 + 1]);
-    }
-  }
-  for (int t = 0; t < 9; ++t) sums[t] = sum[t];
-}
-
 /// A whole output row of a 'same' 3x3 (pw = 1, ow = ceil(iw / SW), iw >= 2) at w stride SW
 /// (1 or 2), full vector at o0, multiplier 1, with one copy of the sums per row: output 0
 /// has no column to its left, and the outputs from `hi` on lack columns on the right (at
@@ -259,18 +188,6 @@ HWY_INLINE void SameRowFolded(const Geo& g, const float* const (&rows)[3], const
     }
   }
   for (int t = 0; t < 9; ++t) sums[t] = sum[t];
-}
-
-/// A 'same' row at w stride SW: SameRow3 (pixel pairs) where 32 vector registers hold them,
-/// SameRowFolded elsewhere. SameRowFolded prefetches `ahead` floats on when that is not 0
-/// (Image3x3); SameRow3 does not, as no AVX-512 machine has timed it.
-template <int SW, unsigned kRows>
-HWY_INLINE void SameRow(const Geo& g, const float* const (&rows)[3], const float* dy_row, I o0,
-                        I ahead, V (&sum)[9]) {
-  if constexpr (kManyRegs && SW == 1)
-    SameRow3<kRows>(g, rows, dy_row, o0, sum);
-  else
-    SameRowFolded<SW, kRows>(g, rows, dy_row, o0, ahead, sum);
 }
 
 /// Which kernel rows of output row oh read inside the image (bit a: row a), and their src rows.
@@ -537,12 +454,17 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
   lo = std::min(lo, g.ow);  // InteriorColumns may leave [lo, hi) past the row when it is empty
   hi = std::max(lo, std::min(hi, g.ow));
   const I full_vectors = ch.o() / LanesI();
-  // 'Same' rows run whole (SameRow): at unit stride on every target, at stride 2 where 16
-  // vector registers (AVX2) made the edge calls cost as much as the row.
+  // 'Same' rows run whole (SameRowFolded) at strides 1 and 2: with 16 vector registers
+  // (AVX2) the edge calls cost as much as the row. With 32 (AVX-512) a unit-stride row ran
+  // through a variant that slid all three kernel rows without prefetching, and stride 2
+  // took Slide3: SameRowFolded measured 18-20% less time on 112x112x32 (batch 8, 1 and 2
+  // threads), 30% on 112x112x32 at batch 32, 7-12% on 112x112x96 at stride 2, and within
+  // 3% either way on 56x56x144 and the 28x28 layers (Xeon, AVX-512, calls alternating in
+  // one process). Most of it is the prefetch: without it 112x112x32 gave back 16 of 20%.
   constexpr int kSW = kUnit ? 1 : 2;
   const bool same = !kMult && g.pw == 1 && g.iw >= 2 &&
                     (kUnit ? g.ow == g.iw
-                           : !kManyRegs && g.sw == 2 && g.dw == 1 && g.ow == (g.iw + 1) / 2);
+                           : g.sw == 2 && g.dw == 1 && g.ow == (g.iw + 1) / 2);
   // While a vector walks a band, it prefetches the lines the vectors one cache line on will
   // read (same pixels, next 16 channels): on 56x56x144 at batch 8 this took the pass from
   // about 2.6 to 1.9 ms (AVX2, Zen 3, 1 thread); on 28x28x192, in L3, it cost 10%.
@@ -574,15 +496,15 @@ void Image3x3(const Geo& g, const Channels& ch, const float* x, const float* dy,
         const float* dy_row = dy + oh * g.dst_row;
         if (same && v < full_vectors) {
           if (mask == 7u) {
-            SameRow<kSW, 7u>(g, rows, dy_row, v * LanesI(), ahead, sum);
+            SameRowFolded<kSW, 7u>(g, rows, dy_row, v * LanesI(), ahead, sum);
             continue;
           }
           if (mask == 6u) {
-            SameRow<kSW, 6u>(g, rows, dy_row, v * LanesI(), ahead, sum);
+            SameRowFolded<kSW, 6u>(g, rows, dy_row, v * LanesI(), ahead, sum);
             continue;
           }
           if (mask == 3u) {
-            SameRow<kSW, 3u>(g, rows, dy_row, v * LanesI(), ahead, sum);
+            SameRowFolded<kSW, 3u>(g, rows, dy_row, v * LanesI(), ahead, sum);
             continue;
           }
         }
