@@ -9,4 +9,5 @@ bash scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCONVKIT_BUILD_TESTS=OFF \
   -DCONVKIT_BUILD_BENCH=OFF -DCONVKIT_BUILD_EXAMPLES=OFF > /dev/null
 cmake --build build --target convkit_cli
+source scripts/openblas-core.sh ./build/bin/convkit
 ./build/bin/convkit compare "$@"

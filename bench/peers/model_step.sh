@@ -22,6 +22,7 @@ done
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCONVKIT_BUILD_BENCH=ON \
   -DCONVKIT_BUILD_TESTS=OFF -DCONVKIT_BUILD_EXAMPLES=OFF > /dev/null
 cmake --build "$build" --target model_step >&2
+source scripts/openblas-core.sh "$build/bench/model_step"
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 out="bench/results/model-step-$stamp.md"
 {

@@ -41,26 +41,21 @@ def cpu_model_and_flags():
     return model, flags
 
 
-def openblas_core(flags):
-    """OpenBLAS's kernels, chosen when it loads. Debian 12's 0.3.21 falls back to its SSE3 ones
-    ("Prescott") on CPUs newer than itself; then every driver (convkit, PyTorch, the GEMM peer)
-    gets OPENBLAS_CORETYPE for the vector unit the CPU has, so that the run compares the
-    kernels and not that fallback. Returns (core in use, core OpenBLAS picked by itself)."""
-    def corename():
+def openblas_core():
+    """OpenBLAS's kernels, chosen when it loads: (in use, picked by itself). run.sh sources
+    scripts/openblas-core.sh, which sets OPENBLAS_CORETYPE where Debian's OpenBLAS falls back
+    to its SSE3 kernels ("Prescott") on a CPU newer than itself."""
+    def corename(env):
         # In a child: a library's core is fixed when it loads, so each query loads it afresh.
         code = ("import ctypes; lib = ctypes.CDLL('libopenblas.so.0'); "
                 "lib.openblas_get_corename.restype = ctypes.c_char_p; "
                 "print(lib.openblas_get_corename().decode())")
-        done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env=env)
         return (done.stdout.strip() or None) if done.returncode == 0 else None
 
-    detected = corename()
-    if detected == "Prescott" and "OPENBLAS_CORETYPE" not in os.environ:
-        wanted = "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else None
-        if wanted:
-            os.environ["OPENBLAS_CORETYPE"] = wanted
-            log(f"OpenBLAS fell back to {detected} on this CPU: OPENBLAS_CORETYPE={wanted}")
-    return corename(), detected
+    itself = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    return corename(dict(os.environ)), corename(itself)
 
 
 def geomean(values):
@@ -271,7 +266,7 @@ def main():
             f.write(" ".join(str(v) for v in vals) + "\n")
 
     cpu_model, cpu_flags = cpu_model_and_flags()
-    blas_core, blas_detected = openblas_core(cpu_flags)
+    blas_core, blas_detected = openblas_core()
     records, limits = [], {}
     for t in threads_list:
         for rnd in range(max(a.rounds, 1)):

@@ -59,6 +59,7 @@ if g++ -std=c++20 -O2 -o "$build/peers/gemm_peer" bench/peers/gemm_peer.cpp -lop
 else
   echo "run.sh: OpenBLAS (libopenblas-dev) not found; running without the GEMM peer" >&2
 fi
+source scripts/openblas-core.sh "$build/bench/convkit_peer"
 exec /usr/bin/python3 bench/peers/run.py --convkit-peer "$build/bench/convkit_peer" \
   --machine-peak "$build/peers/machine_peak" "${onednn_args[@]}" --threads "$threads" \
   --out bench/results "${args[@]}" "${files[@]}"
