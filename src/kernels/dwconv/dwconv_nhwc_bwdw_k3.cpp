@@ -327,10 +327,7 @@ void RowSumsImages(const ConvParams& p, const Geo& g, I vectors, const float* sr
         RowSumsBand<2>(g, x, dy, 0, g.oh, hi, o0, acc, kl);
       else
         RowSumsBand<1>(g, x, dy, 0, g.oh, hi, o0, acc, kl);
-      for (I t = 0; t < 9; ++t) {
-        double* tot = total.data() + t * op + o0;
-        for (I l = 0; l < kl; ++l) tot[l] += acc[t * kl + l];
-      }
+      for (I t = 0; t < 9; ++t) AddToTotals(acc + t * kl, total.data() + t * op + o0, kl);
     }
   }
   StoreTotals(p, 9, op, op, total.data(), diff_wei);
@@ -436,11 +433,8 @@ void WeightTileImages(const ConvParams& p, const Geo& g, I vectors, const float*
       g.sw == 1 ? WeightTiles3<1>(g, x, dy, v0, v1, acc.get())
                 : WeightTiles3<2>(g, x, dy, v0, v1, acc.get());
       for (I v = v0; v < v1; ++v)
-        for (I t = 0; t < 9; ++t) {
-          double* tot = total.data() + t * op + v * L;
-          const float* a = acc.get() + ((v - v0) * 9 + t) * L;
-          for (I l = 0; l < L; ++l) tot[l] += a[l];
-        }
+        for (I t = 0; t < 9; ++t)
+          AddToTotals(acc.get() + ((v - v0) * 9 + t) * L, total.data() + t * op + v * L, L);
     }
   }
   StoreTotals(p, 9, op, op, total.data(), diff_wei);

@@ -291,6 +291,28 @@ inline std::vector<float> PaddedBias(const Channels& ch, const float* bias) {
   return padded;
 }
 
+/// total[i] += sums[i] for i < n (a multiple of L), each float widened to double: one
+/// image's sums going into the totals. Written out: GCC vectorized the plain loop four
+/// doubles at a time on AVX-512, where 7x7x960's backward-weights (batch 8) spent 10% of its
+/// time in it; this way it takes 2-4% less time in all (Xeon, 1 and 2 threads).
+HWY_INLINE void AddToTotals(const float* sums, double* total, I n) {
+#if HWY_TARGET == HWY_SCALAR
+  for (I i = 0; i < n; ++i) total[i] += static_cast<double>(sums[i]);
+#else
+  const D d;
+  const hn::Half<D> dh;
+  const hn::Rebind<double, hn::Half<D>> dd;
+  const I half = static_cast<I>(hn::Lanes(dd));
+  for (I i = 0; i < n; i += LanesI()) {
+    const V s = hn::LoadU(d, sums + i);
+    double* t = total + i;
+    hn::StoreU(hn::Add(hn::LoadU(dd, t), hn::PromoteTo(dd, hn::LowerHalf(dh, s))), dd, t);
+    hn::StoreU(hn::Add(hn::LoadU(dd, t + half), hn::PromoteTo(dd, hn::UpperHalf(dh, s))), dd,
+               t + half);
+  }
+#endif
+}
+
 /// diff_wei[o][0][kh][kw] for o < o_count from double totals total[tap][op] (taps kh*KW + kw).
 inline void StoreTotals(const ConvParams& p, I taps, I op, I o_count, const double* total,
                         float* diff_wei) {
@@ -313,7 +335,7 @@ void ReduceImages(const ConvParams& p, const Channels& ch, const float* src, con
   for (I n = 0; n < p.mb; ++n) {
     std::fill(acc.begin(), acc.end(), 0.0f);
     image(src + n * p.src_s[0], diff_dst + n * p.dst_s[0], acc.data());
-    for (std::size_t i = 0; i < size; ++i) total[i] += acc[i];
+    AddToTotals(acc.data(), total.data(), static_cast<I>(size));
   }
   StoreTotals(p, taps, ch.op(), ch.o(), total.data(), diff_wei);
 }
