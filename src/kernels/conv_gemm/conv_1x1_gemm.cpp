@@ -7,14 +7,10 @@
 //   bwd_data     diff_src = W_g^T x diff_dst      (NHWC: diff_dst x W_g)
 //   bwd_weights  diff_W_g = sum over images of diff_dst x src^T  (NHWC: diff_dst^T x src)
 // Channels of a group are a sub-range of the tensor's, so groups and channel views only move
-// the base pointer; the caller guarantees the pixels flatten to one stride (supports()). A
-// dense channels-last batch is one image of all the batch's pixels for fwd and bwd_data.
+// the base pointer; the caller guarantees the pixels flatten to one stride (supports()).
 // bwd_weights accumulates image after image with beta = 1 GEMMs: a fixed order, so one thread
 // count always gives the same bits.
 #include "kernels/conv_gemm/conv_gemm.hpp"
-
-#include <algorithm>
-
 #include "kernels/conv_gemm/gemm.hpp"
 
 namespace convkit::kernels {
@@ -34,21 +30,6 @@ PixelLayout dst_layout(const ConvParams& p) {
   return gemm::pixel_layout(p.dst_s, p.out, p.ocg);
 }
 
-/// Images per GEMM of the forward and backward-data: all of them where both tensors are
-/// channels-last with each image's pixels right after the last image's (a dense batch), so
-/// that one GEMM takes the batch's pixels, else one. On MobileNetV2's 7x7 pointwise layers at
-/// batch 8 (49 pixels per image) the forward takes 27-37% less time than with a GEMM per
-/// image, backward-data 18-27%; 14x14 5-11%, 28x28 the same (OpenBLAS SkylakeX kernels, 1
-/// and 2 threads, calls alternating in one process). Backward-weights keeps a GEMM per image:
-/// its images add up in a fixed order.
-I images_per_gemm(const ConvParams& p, const PixelLayout& a, I a_image, const PixelLayout& b,
-                  I b_image) {
-  const I np = pixels(p.out);
-  const bool dense = a.pixel_major && b.pixel_major && a_image == np * a.ps &&
-                     b_image == np * b.ps && gemm::fit_int(np * p.mb);
-  return dense ? std::max<I>(p.mb, 1) : 1;
-}
-
 }  // namespace
 
 template <GemmLayout L>
@@ -65,9 +46,8 @@ bool conv_1x1_gemm_supports(const ConvParams& p) {
 template <typename T>
 void conv_1x1_gemm_fwd(const ConvParams& p, const T* src, const T* wei, const T* bias, T* dst) {
   const PixelLayout sl = src_layout(p), dl = dst_layout(p);
-  const I nb = images_per_gemm(p, sl, p.src_s[0], dl, p.dst_s[0]);
-  const I np = pixels(p.out) * nb;
-  for (I n = 0; n < p.mb; n += nb)
+  const I np = pixels(p.out);
+  for (I n = 0; n < p.mb; ++n)
     for (I g = 0; g < p.g; ++g) {
       const T* s = src + n * p.src_s[0] + g * p.icg * p.src_s[1];
       T* d = dst + n * p.dst_s[0] + g * p.ocg * p.dst_s[1];
@@ -81,9 +61,8 @@ void conv_1x1_gemm_fwd(const ConvParams& p, const T* src, const T* wei, const T*
 template <typename T>
 void conv_1x1_gemm_bwd_data(const ConvParams& p, const T* diff_dst, const T* wei, T* diff_src) {
   const PixelLayout sl = src_layout(p), dl = dst_layout(p);
-  const I nb = images_per_gemm(p, dl, p.dst_s[0], sl, p.src_s[0]);
-  const I np = pixels(p.out) * nb;
-  for (I n = 0; n < p.mb; n += nb)
+  const I np = pixels(p.out);
+  for (I n = 0; n < p.mb; ++n)
     for (I g = 0; g < p.g; ++g) {
       const T* dd = diff_dst + n * p.dst_s[0] + g * p.ocg * p.dst_s[1];
       T* ds = diff_src + n * p.src_s[0] + g * p.icg * p.src_s[1];
