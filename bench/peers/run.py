@@ -2,7 +2,6 @@
 # and oneDNN on the same problems and thread counts, then prints the table and writes it to
 # bench/results/ as Markdown and JSON.
 import argparse
-import ctypes
 import datetime
 import json
 import math
@@ -161,8 +160,9 @@ def markdown(meta, limits, rows, prows, threads_list):
     rounds = meta["timing"].get("rounds", 1)
     L = [f"# convkit peer run {meta['utc']}", "",
          f"{meta['mode']} run on {meta['machine']} ({meta['vector_unit']}); OpenBLAS kernels "
-         f"{meta['openblas_core']}" + (f" (it picked {meta['openblas_detected']} itself)"
-                                     if meta['openblas_detected'] != meta['openblas_core'] else "")
+         f"{meta['openblas_core'] or 'unknown'}"
+         + (f" (it picked {meta['openblas_detected']} itself)"
+            if meta['openblas_detected'] != meta['openblas_core'] else "")
          + f"; problems from {', '.join(meta['shape_files'])}.",
          (f"Every driver ran {rounds} times in turn (rounds); each time and machine limit is the "
           "best round's. " if rounds > 1 else "") +
