@@ -69,10 +69,11 @@ TEST(MobileNetV2Parity, Width035LogitsAndOneSgdStep) {
   // SkylakeX GEMM every update is within 1.5e-5 of PyTorch's (root mean square, relative),
   // but its Prescott GEMM (what Debian's OpenBLAS 0.3.21 picks on CPUs it does not know), as
   // exact per call, sums in another order: 41 tensors then fail an element-wise rtol of 1e-4
-  // (by up to 35x), with updates off by up to 1.5e-3. Some BatchNorm biases get a zero gradient (a
-  // train-mode BatchNorm follows them through a convolution, which removes any constant), so
-  // their update is weight decay alone, 1e-4 of the model's typical update; the absolute term
-  // is 1e-5 of that. Checked: an lr 2% too high fails 141 tensors, no weight decay 28.
+  // (by up to 35x), with updates off by up to 1.5e-3. Some BatchNorm biases get a zero
+  // gradient (a train-mode BatchNorm follows them through a convolution, which removes any
+  // constant), so their update is weight decay alone, 1e-4 of the model's typical update; the
+  // absolute term is 1e-5 of that. Checked: an lr 2% too high fails 141 tensors, no weight
+  // decay 28.
   auto rms = [](const std::vector<double>& v) {
     double sum = 0;
     for (double e : v) sum += e * e;
