@@ -54,7 +54,7 @@ def openblas_core():
         return (done.stdout.strip() or None) if done.returncode == 0 else None
 
     itself = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    return corename(dict(os.environ)), corename(itself)
+    return corename(None), corename(itself)
 
 
 def geomean(values):

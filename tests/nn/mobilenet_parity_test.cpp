@@ -79,25 +79,29 @@ TEST(MobileNetV2Parity, Width035LogitsAndOneSgdStep) {
     for (double e : v) sum += e * e;
     return std::sqrt(sum / static_cast<double>(v.size()));
   };
-  std::vector<std::pair<std::string, std::vector<double>>> ours, theirs;
+  struct Update {
+    std::string key;
+    std::vector<double> error, want;  // ours - theirs, and theirs
+  };
+  std::vector<Update> updates;
   std::vector<double> every_update;
   for (const auto& [key, p] : model.named_parameters()) {
     const std::vector<double> start = f.at("state." + key).to(DType::F64).to_vector();
-    std::vector<double> mine = p.value().to(DType::F64).to_vector();
-    std::vector<double> want = f.at("step." + key).to(DType::F64).to_vector();
-    ASSERT_EQ(mine.size(), start.size()) << key;
-    for (std::size_t i = 0; i < start.size(); ++i) mine[i] -= start[i], want[i] -= start[i];
-    every_update.insert(every_update.end(), want.begin(), want.end());
-    ours.emplace_back(key, std::move(mine));
-    theirs.emplace_back(key, std::move(want));
+    Update u{key, p.value().to(DType::F64).to_vector(),
+             f.at("step." + key).to(DType::F64).to_vector()};
+    ASSERT_EQ(u.error.size(), start.size()) << key;
+    for (std::size_t i = 0; i < start.size(); ++i) {
+      u.want[i] -= start[i];
+      u.error[i] -= start[i] + u.want[i];
+    }
+    every_update.insert(every_update.end(), u.want.begin(), u.want.end());
+    updates.push_back(std::move(u));
   }
   const double typical = rms(every_update);
-  for (std::size_t k = 0; k < ours.size(); ++k) {
-    std::vector<double> diff = ours[k].second;
-    for (std::size_t i = 0; i < diff.size(); ++i) diff[i] -= theirs[k].second[i];
-    const double err = rms(diff), size = rms(theirs[k].second);
+  for (const Update& u : updates) {
+    const double err = rms(u.error), size = rms(u.want);
     EXPECT_LE(err, 1e-2 * size + 1e-5 * typical)
-        << "update of " << ours[k].first << ": rms error " << err << " against rms " << size
+        << "update of " << u.key << ": rms error " << err << " against rms " << size
         << " (model rms " << typical << ")";
   }
 }
