@@ -145,13 +145,23 @@ I group_block_size(const ConvParams& k, I images, bool channel_vectors) {
   return vectors ? std::min(g, (size + 15) / 16 * 16) : size;
 }
 
-// Images per forward or backward-data task: when one group block covers the channels and the
-// threads divide the batch, each thread takes one run of images, so that a kernel's set-up
-// per call (repacked weights, tap lists) is paid once per thread, not once per image: for a
-// 7x7 depthwise layer it cost as much as the convolution. Otherwise one image per task.
-I images_per_task(I mb, I blocks) {
+// How forward and backward-data cut the batch into tasks: `run` images per task, every run
+// starting at a multiple of the kernel's image group (ConvKernel::image_group), the last run
+// shorter where the groups are. When one group block covers the channels and the threads
+// divide the groups, each thread takes one run, so that a kernel's set-up per call (repacked
+// weights, tap lists) is paid once per thread, not once per image: for a 7x7 depthwise layer
+// it cost as much as the convolution. Otherwise one image group per task.
+struct BatchRuns {
+  I run = 1, tasks = 0;
+};
+template <typename T>
+BatchRuns batch_runs(const ConvKernel<T>& kernel, const ConvParams& k, I blocks) {
+  const I group = kernel.image_group ? std::max<I>(kernel.image_group(k), 1) : 1;
+  const I groups = (k.mb + group - 1) / group;
   const I threads = static_cast<I>(omp_get_max_threads());
-  return blocks == 1 && threads > 0 && mb >= threads && mb % threads == 0 ? mb / threads : 1;
+  const bool even = blocks == 1 && threads > 0 && groups >= threads && groups % threads == 0;
+  const I run = (even ? groups / threads : 1) * group;
+  return {run, (k.mb + run - 1) / run * blocks};
 }
 
 // Runs body(t) for t in [0, tasks) on the OpenMP threads. A single task runs on the calling
@@ -173,13 +183,12 @@ void run_conv_fwd(const ConvProblem& p, const ConvParams& k, const T* src, const
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::Fwd, p);
   const I gb = group_block_size(k, k.mb, kernel.channel_vectors);
   const I blocks = (k.g + gb - 1) / gb;
-  const I run = images_per_task(k.mb, blocks);
-  const I tasks = k.mb / run * blocks;
+  const auto [run, tasks] = batch_runs(kernel, k, blocks);
   const I out_bytes = k.mb * k.g * k.ocg * k.out[0] * k.out[1] * k.out[2] * static_cast<I>(sizeof(T));
   for_tasks(tasks, [&](I t) {
     const I n = t / blocks * run, g0 = (t % blocks) * gb;
     ConvParams one = k;
-    one.mb = run;
+    one.mb = std::min(run, k.mb - n);
     one.g = std::min(gb, k.g - g0);
     one.pass_out_bytes = out_bytes;
     kernel.fwd(one, src + n * k.src_s[0] + g0 * k.icg * k.src_s[1], wei + g0 * k.ocg * k.wei_s[0],
@@ -193,13 +202,12 @@ void run_conv_bwd_data(const ConvProblem& p, const ConvParams& k, const T* diff_
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdData, p);
   const I gb = group_block_size(k, k.mb, kernel.channel_vectors);
   const I blocks = (k.g + gb - 1) / gb;
-  const I run = images_per_task(k.mb, blocks);
-  const I tasks = k.mb / run * blocks;
+  const auto [run, tasks] = batch_runs(kernel, k, blocks);
   const I out_bytes = k.mb * k.g * k.icg * k.in[0] * k.in[1] * k.in[2] * static_cast<I>(sizeof(T));
   for_tasks(tasks, [&](I t) {
     const I n = t / blocks * run, g0 = (t % blocks) * gb;
     ConvParams one = k;
-    one.mb = run;
+    one.mb = std::min(run, k.mb - n);
     one.g = std::min(gb, k.g - g0);
     one.pass_out_bytes = out_bytes;
     kernel.bwd_data(one, diff_dst + n * k.dst_s[0] + g0 * k.ocg * k.dst_s[1],

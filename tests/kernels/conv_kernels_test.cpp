@@ -11,6 +11,7 @@
 #include "convkit/ops/conv_dispatch.hpp"
 #include "kernels/conv/conv_list.hpp"
 #include "kernels/kernel_problems.hpp"
+#include "ops/kernel_params.hpp"
 #include "ops/conv_random.hpp"
 #include "test_util.hpp"
 
@@ -353,6 +354,54 @@ TEST(ConvThreads, DepthwiseWeightsSplitOverChannelsKeepTheirBits) {
     for (const int t : {2, 3}) {
       omp_set_num_threads(t);
       EXPECT_EQ(one.to_vector(), conv_backward_weights(p, x, dy).to_vector()) << p.str() << ", " << t;
+    }
+  }
+  omp_set_num_threads(threads);
+}
+
+// Channels-last pointwise problems over small images run several images per GEMM, in fixed
+// groups counted from the batch's first image (conv_1x1_gemm_image_group): the threads split
+// the batch between groups, never through one, so with two groups or more (every call then
+// runs OpenBLAS on one thread) 2 and 3 threads must give one thread's forward and
+// backward-data bits; every pass must agree with the reference: a shorter last group, groups
+// that do not divide among the threads, grouped weights, one image of 256 pixels. (Backward-
+// weights is one call on OpenBLAS's own threads, whose bits may follow their count.)
+TEST(ConvThreads, PointwiseImageGroupsKeepTheirBits) {
+  const int threads = omp_get_max_threads();
+  struct Case {
+    std::int64_t n, c, oc, h, w, groups, images_per_gemm;
+  };
+  for (const Case cs : {Case{9, 66, 23, 5, 3, 1, 4}, Case{13, 190, 40, 7, 1, 1, 4},
+                        Case{8, 160, 96, 7, 7, 1, 4}, Case{5, 55, 167, 14, 14, 1, 2},
+                        Case{40, 8, 12, 4, 4, 1, 4}, Case{7, 62, 24, 13, 1, 2, 4},
+                        Case{3, 9, 5, 16, 16, 1, 1}}) {
+    const Shape src{cs.n, cs.c, cs.h, cs.w}, wei{cs.oc, cs.c / cs.groups, 1, 1};
+    const ConvProblem p = ConvProblem::make(src, wei, Shape{cs.oc}, ConvOptions{.groups = cs.groups},
+                                            false, DType::F32, MemoryFormat::ChannelsLast);
+    EXPECT_EQ(kernels::conv_1x1_gemm_image_group(detail::dense_kernel_params(p)), cs.images_per_gemm)
+        << p.str();
+    const Tensor x = Tensor::uniform(src, -1, 1, 1).to(MemoryFormat::ChannelsLast);
+    const Tensor w = Tensor::uniform(wei, -1, 1, 2), b = Tensor::uniform({cs.oc}, -1, 1, 3);
+    const Tensor dy = Tensor::uniform(p.dst_shape(), -1, 1, 4).to(MemoryFormat::ChannelsLast);
+    force_conv_kernel("ref");
+    const Tensor want_y = conv_forward(p, x, w, b), want_dx = conv_backward_data(p, dy, w);
+    const Tensor want_dw = conv_backward_weights(p, x, dy);
+    force_conv_kernel("");
+    const auto expect_close = [&](const Tensor& got, const Tensor& want, int t) {
+      const CloseResult r = allclose(got, want, 1e-4, 1e-4);
+      EXPECT_TRUE(r) << p.str() << ", " << t << " threads: " << r.message;
+    };
+    omp_set_num_threads(1);
+    const Tensor y = conv_forward(p, x, w, b), dx = conv_backward_data(p, dy, w);
+    EXPECT_EQ(last_conv_kernel(), "conv_f32_nhwc_1x1__gemm") << p.str();
+    for (const int t : {1, 2, 3}) {
+      omp_set_num_threads(t);
+      const Tensor yt = conv_forward(p, x, w, b), dxt = conv_backward_data(p, dy, w);
+      EXPECT_EQ(y.to_vector(), yt.to_vector()) << p.str() << ", " << t << " threads";
+      EXPECT_EQ(dx.to_vector(), dxt.to_vector()) << p.str() << ", " << t << " threads";
+      expect_close(yt, want_y, t);
+      expect_close(dxt, want_dx, t);
+      expect_close(conv_backward_weights(p, x, dy), want_dw, t);
     }
   }
   omp_set_num_threads(threads);

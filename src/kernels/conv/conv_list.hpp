@@ -36,8 +36,12 @@ inline const char* pass_name(ConvPass pass) {
 ///   it calls may use the OpenMP threads when src/ops/ calls it outside a parallel region
 ///   (OpenBLAS's OpenMP build does; inside a parallel region it runs single-threaded).
 /// - results for one group do not depend on the other groups in the call, nor (for fwd and
-///   bwd_data) on the other images: src/ops/ splits calls over images and group blocks, and
-///   a given thread count must give bit-identical results.
+///   bwd_data) on the images outside its image group: src/ops/ splits calls over images and
+///   group blocks, and a given thread count must give bit-identical results.
+/// - `image_group` (null: 1): fwd and bwd_data may compute images together, in fixed groups
+///   of image_group(p) images counted from the call's first image (the last one shorter);
+///   the value depends on p's pixels and strides only, never on p.mb or p.g, and src/ops/
+///   starts every call at a multiple of it, so a group is the same at any thread count.
 /// - bwd_weights reduces over the whole batch of its call in a fixed order.
 /// - `images_in_double`: bwd_weights sums each image in T and adds the images' sums in
 ///   double, in image order, rounding once at the end. src/ops/ may then run images on
@@ -56,6 +60,7 @@ struct ConvKernel {
   void (*bwd_weights)(const ConvParams&, const T* src, const T* diff_dst, T* diff_wei);
   bool images_in_double = false;
   bool channel_vectors = false;
+  std::int64_t (*image_group)(const ConvParams&) = nullptr;
 
   bool implements(ConvPass pass) const {
     return pass == ConvPass::Fwd ? fwd != nullptr
@@ -133,7 +138,7 @@ inline constexpr ConvKernel<T> kGemmKernels[] = {
      conv_1x1_gemm_bwd_weights<T>},
     {sizeof(T) == 4 ? "conv_f32_nhwc_1x1__gemm" : "conv_f64_nhwc_1x1__gemm",
      conv_1x1_gemm_supports<GemmLayout::Nhwc>, conv_1x1_gemm_fwd<T>, conv_1x1_gemm_bwd_data<T>,
-     conv_1x1_gemm_bwd_weights<T>},
+     conv_1x1_gemm_bwd_weights<T>, false, false, conv_1x1_gemm_image_group},
     {sizeof(T) == 4 ? "conv_f32_im2col__gemm" : "conv_f64_im2col__gemm",
      conv_im2col_gemm_supports, conv_im2col_gemm_fwd<T>, conv_im2col_gemm_bwd_data<T>,
      conv_im2col_gemm_bwd_weights<T>},

@@ -2,6 +2,8 @@
 // everything else through im2col / col2im; declarations for the conv kernel list.
 #pragma once
 
+#include <cstdint>
+
 #include "kernels/conv/conv_params.hpp"
 
 namespace convkit::kernels {
@@ -13,6 +15,9 @@ enum class GemmLayout { Nchw, Nhwc };
 
 template <GemmLayout L>
 bool conv_1x1_gemm_supports(const ConvParams& p);
+/// Images per GEMM of a dense channels-last batch (ConvKernel::image_group): a power of two
+/// up to 4 that gives small images 256 pixels; 1 for other layouts and larger images.
+std::int64_t conv_1x1_gemm_image_group(const ConvParams& p);
 template <typename T>
 void conv_1x1_gemm_fwd(const ConvParams& p, const T* src, const T* wei, const T* bias, T* dst);
 template <typename T>
