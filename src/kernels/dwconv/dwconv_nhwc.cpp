@@ -14,12 +14,12 @@
 // Forward: a block of P output pixels of one row (P = 6 to 8, dividing the row where it can)
 // shares each tap's weight vector, so a tap costs 1 weight load + P src loads for P FMAs,
 // and P accumulators stay in registers for the whole tap list. Taps that leave the image for
-// some of the block's pixels carry the range of pixels they reach (TapList); 3-wide kernel
-// rows at unit dilation (w stride 1, or 2 in the forward pass) run as one sliding pass that
-// loads each src column once, without tests when at most one column at each end is padding
-// (FullRow). Channel
-// vectors are walked in chunks small enough that the src rows under the kernel window stay
-// in L2 while the window slides (large kernels), and all at once for 3x3.
+// some of the block's pixels carry the range of pixels they reach (TapList); 3-, 5- and
+// 7-wide kernel rows at unit dilation (w stride 1, or 2 in the forward pass; 5 and 7 without
+// a multiplier) run as one sliding pass that loads each src column once (FullRow, RowRun):
+// S*(P-1) + K loads for P*K FMAs instead of K*(P+1). Channel vectors are walked in chunks
+// small enough that the src rows under the kernel window stay in L2 while the window slides
+// (large kernels), and all at once for 3x3.
 //
 // Backward-data gathers: diff_src pixel (ih, iw) sums the taps with ih = oh*sh - ph + kh*dh
 // and iw = ow*sw - pw + kw*dw. Its columns are taken per phase r = iw mod sw: inside one
@@ -151,6 +151,41 @@ HWY_INLINE void FullRow(const TapList::Row& row, I o0, V (&acc)[P]) {
   }
 }
 
+/// Column C of RowRun, and from tap k on: the FMAs of the outputs that read column C.
+template <int P, int K, int S, int C, int k = 0>
+HWY_INLINE void ColumnTaps(V x, const V (&w)[K], V (&acc)[P]) {
+  if constexpr (k < K) {
+    if constexpr (C - k >= 0 && (C - k) % S == 0 && (C - k) / S < P)
+      acc[(C - k) / S] = hn::MulAdd(x, w[k], acc[(C - k) / S]);
+    ColumnTaps<P, K, S, C, k + 1>(x, w, acc);
+  }
+}
+
+/// Columns C and up of RowRun.
+template <int P, int K, int S, int C, typename Load>
+HWY_INLINE void RowColumns(const TapList::Row& row, const Load& load, const V (&w)[K],
+                           V (&acc)[P]) {
+  if constexpr (C < S * (P - 1) + K) {
+    if (C >= row.c_lo && C < row.c_hi)
+      ColumnTaps<P, K, S, C>(load(row.in + (C - row.c_lo) * row.step), w, acc);
+    RowColumns<P, K, S, C + 1>(row, load, w, acc);
+  }
+}
+
+/// One kernel row of K = 5 or 7 taps (w stride S): FullRow's walk over the columns, written
+/// as templates over constant columns and taps, all forced inline, since GCC left FullRow's
+/// loops rolled at these widths (and did not inline lambdas over them at 8 outputs), and the
+/// accumulators went to memory. Columns outside [c_lo, c_hi) are padding, skipped by a test
+/// per column (the same for every vector of a block); load(px) reads the vector at src
+/// pixel px.
+template <int P, int K, int S, typename Load>
+HWY_INLINE void RowRun(const TapList::Row& row, I o0, const Load& load, V (&acc)[P]) {
+  const D d;
+  V w[K];
+  for (int k = 0; k < K; ++k) w[k] = hn::LoadU(d, row.w + k * row.w_step + o0);
+  RowColumns<P, K, S, 0>(row, load, w, acc);
+}
+
 /// Which FullRow a block's rows take: 0-3 for kLeft + 2 * kRight, -1 for the checked path.
 /// Every row of a block spans the same columns.
 template <int P, int K, int S>
@@ -184,7 +219,15 @@ HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const 
     V acc[P];
     const V init = bias ? hn::LoadU(d, bias + o0) : hn::Zero(d);
     for (int q = 0; q < P; ++q) acc[q] = init;
-    if constexpr (K > 0) {  // kernel rows: S*(P-1) + K loads for P * K FMAs
+    if constexpr (K >= 5) {  // no multiplier (RowWidth): full vectors load unmasked
+      for (I r = 0; r < taps.row_count(); ++r) {
+        if (v < full_vectors)
+          RowRun<P, K, S>(taps.rows()[r], o0, [&](const float* px) { return hn::LoadU(d, px + o0); },
+                          acc);
+        else
+          RowRun<P, K, S>(taps.rows()[r], o0, [&](const float* px) { return ch.Direct(px, v); }, acc);
+      }
+    } else if constexpr (K > 0) {  // kernel rows: S*(P-1) + K loads for P * K FMAs
       if (form >= 0 && v < full_vectors) {
         for (I r = 0; r < taps.row_count(); ++r) {
           const TapList::Row& row = taps.rows()[r];
@@ -244,24 +287,31 @@ void BlockOf(I n, const Channels& ch, const TapList& taps, I in_step, const floa
   });
 }
 
-/// Kernel widths with a row-run form: 3 only, at unit dilation and w stride 1 (and 2 in the
-/// forward pass, where the row reads columns 2q + k). For 5 and 7 the compiler stops
-/// unrolling the column x tap loops, the accumulators leave the registers, and the runs
-/// measured about 2x slower than single taps. Other widths, strides and dilations use single
-/// taps.
-inline int RowWidth(const Geo& g, I max_stride) {
-  return g.sw <= max_stride && g.dw == 1 && g.kw == 3 ? 3 : 0;
+/// Kernel widths with a row-run form, at unit dilation and w stride 1 (and 2 in the forward
+/// pass, where the row reads columns 2q + k): 3 (FullRow), and 5 and 7 without a multiplier
+/// (RowRun; written as loops like FullRow, GCC left them rolled and they measured about 2x
+/// slower than single taps). Other widths, strides and dilations use single taps.
+inline int RowWidth(const Geo& g, I max_stride, I multiplier) {
+  if (g.sw > max_stride || g.dw != 1) return 0;
+  if (g.kw == 3) return 3;
+  return multiplier == 1 && (g.kw == 5 || g.kw == 7) ? static_cast<int>(g.kw) : 0;
 }
 
 /// Calls fn(std::integral_constant<int, K>, std::integral_constant<int, S>) for the row
-/// runs of g: K = RowWidth(g, max_stride) (0: no row runs) and S the w stride they take.
+/// runs of g: K = RowWidth(g, max_stride, multiplier) (0: no row runs) and S the w stride
+/// they take.
 template <typename Fn>
-void WithRowWidth(const Geo& g, I max_stride, Fn&& fn) {
-  if (RowWidth(g, max_stride) == 3) {
-    if (g.sw == 2) return fn(std::integral_constant<int, 3>(), std::integral_constant<int, 2>());
-    return fn(std::integral_constant<int, 3>(), std::integral_constant<int, 1>());
+void WithRowWidth(const Geo& g, I max_stride, I multiplier, Fn&& fn) {
+  const auto width = [&](auto k) {
+    if (g.sw == 2) return fn(k, std::integral_constant<int, 2>());
+    return fn(k, std::integral_constant<int, 1>());
+  };
+  switch (RowWidth(g, max_stride, multiplier)) {
+    case 3: return width(std::integral_constant<int, 3>());
+    case 5: return width(std::integral_constant<int, 5>());
+    case 7: return width(std::integral_constant<int, 7>());
+    default: return fn(std::integral_constant<int, 0>(), std::integral_constant<int, 1>());
   }
-  return fn(std::integral_constant<int, 0>(), std::integral_constant<int, 1>());
 }
 
 /// Sums the M adjacent o lanes of each src channel: out[c] = sum_m scratch[c*M + m].
@@ -339,9 +389,11 @@ void Fwd(const ConvParams& p, const float* src, const float* wei, const float* b
     const float* x = src + n * p.src_s[0];
     float* y = dst + n * p.dst_s[0];
     const float* b = bias ? bias_padded.data() : nullptr;
-    WithRowWidth(g, 2, [&](auto k, auto s) {
+    WithRowWidth(g, 2, ch.m(), [&](auto k, auto s) {
       constexpr int K = decltype(k)::value, S = decltype(s)::value;
-      if (ch.m() > 1)
+      if constexpr (K >= 5)  // only without a multiplier
+        FwdImage<K, S, false>(g, ch, x, b, y, taps);
+      else if (ch.m() > 1)
         FwdImage<K, S, true>(g, ch, x, b, y, taps);
       else
         FwdImage<K, S, false>(g, ch, x, b, y, taps);
@@ -416,9 +468,11 @@ void BwdData(const ConvParams& p, const float* diff_dst, const float* wei, float
   for (I n = 0; n < p.mb; ++n) {
     const float* dy = diff_dst + n * p.dst_s[0];
     float* dx = diff_src + n * p.src_s[0];
-    WithRowWidth(g, 1, [&](auto k, auto) {
+    WithRowWidth(g, 1, ch.m(), [&](auto k, auto) {
       constexpr int K = decltype(k)::value;
-      if (ch.m() > 1)
+      if constexpr (K >= 5)  // only without a multiplier
+        BwdDataImage<K, false>(g, ch, dy, dx, taps, kws, nullptr);
+      else if (ch.m() > 1)
         BwdDataImage<K, true>(g, ch, dy, dx, taps, kws, scratch.data());
       else
         BwdDataImage<K, false>(g, ch, dy, dx, taps, kws, nullptr);
