@@ -138,10 +138,11 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {16, 1, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1},
       {33, 1, 11, 11, 3, 3, 3, 2, 1, 1, 1, 1},
       {24, 1, 5, 3, 3, 3, 2, 2, 1, 1, 2, 1},  // width 3 at stride 2, h dilation 2
-      // 5- and 7-wide kernel rows as runs (RowRun: multiplier 1, unit w dilation): w stride 2
-      // with padding up to kw - 1 on odd and even widths (blocks of 8, 7 and short ones), an
-      // image narrower than the kernel, a tail vector; unit w stride under h dilation (the
-      // forward and backward-data); a multiplier keeps single taps.
+      // 5- and 7-wide kernel rows as runs (forward RowRun, backward-weights RunImage:
+      // multiplier 1, unit w dilation): w stride 2 with padding up to kw - 1 on odd and even
+      // widths (blocks of 8, 7 and short ones; 17 and 3 outputs keep backward-weights' old
+      // path), an image narrower than the kernel, a tail vector; unit w stride under h
+      // dilation (also backward-data); a multiplier keeps single taps.
       {33, 1, 9, 33, 5, 5, 2, 2, 2, 2, 1, 1},
       {17, 1, 8, 28, 5, 5, 2, 2, 4, 4, 1, 1},
       {24, 1, 11, 31, 7, 7, 2, 2, 3, 3, 1, 1},
@@ -150,6 +151,9 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {20, 1, 13, 23, 5, 5, 1, 1, 2, 2, 2, 1},
       {9, 1, 12, 16, 7, 7, 1, 1, 3, 3, 2, 1},
       {8, 2, 9, 19, 5, 5, 2, 2, 2, 2, 1, 1},
+      {20, 1, 13, 21, 5, 5, 1, 1, 2, 2, 2, 1},
+      {12, 1, 9, 6, 5, 5, 2, 2, 2, 2, 1, 1},
+      {7, 1, 10, 13, 7, 5, 2, 2, 3, 2, 1, 1},
       // Rows of at most 16 outputs in images of several bands (backward-weights' RowSums
       // without RowSumsImages): pairs of vectors and a lone one, at w stride 1 and 2.
       {40, 1, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1},
