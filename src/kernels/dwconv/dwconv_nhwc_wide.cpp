@@ -39,15 +39,8 @@ namespace {
 
 using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's helpers
 
-/// Taps per chunk (weights held in registers) and outputs per block (accumulators). With 32
-/// registers a 7x7 kernel row is one chunk of 7 (5x5 one of 5 in the same code), wider rows
-/// go in chunks of 13 (13 weights and 14 outputs take 28 registers), so that a 13x13 row is
-/// one chunk too. Against chunks of 5 taps (Xeon, AVX-512, calls alternating in one process):
-/// 7x7 on 56x56x128 takes 16-20% less time forward and backward-data, 13x13 18-20%, 31x31 on
-/// 28x28x256 7-14%; chunks of 13 for 5x5 and 7x7 measured 25-30% slower than of 7. 16
-/// registers keep chunks of 5 and blocks of 8.
-constexpr int kWideTaps = kManyRegs ? 13 : 5;
-constexpr int kRowTaps = kManyRegs ? 7 : 5;
+/// Taps per chunk (weights held in registers) and outputs per block (accumulators).
+constexpr int kWideTaps = 5;
 constexpr int kWideBlock = kManyRegs ? 14 : 8;
 
 /// One wide pass as a unit-stride forward convolution of `in` into `out` (PassGeo's fields,
@@ -79,20 +72,10 @@ HWY_INLINE void WideChunk(const float* in, I col0, I in_w, const float* w, V (&a
   }
 }
 
-/// The last n (< KB) taps of a kernel row: WideChunk<P, n>, chosen without a lambda so that
-/// the accumulators stay in registers.
-template <int P, int KB>
-HWY_INLINE void WideRest(I n, const float* in, I col0, I in_w, const float* w, V (&acc)[P]) {
-  if constexpr (KB > 0) {
-    if (n == KB) return WideChunk<P, KB>(in, col0, in_w, w, acc);
-    WideRest<P, KB - 1>(n, in, col0, in_w, w, acc);
-  }
-}
-
 /// P outputs from ow0 of output row oh for the vector at o0; wv + (a*kw + b)*L holds tap
 /// (a, b)'s weights for the vector. `in` holds the vector's input rows from row0 on, dense
 /// (g.p's in_row is the copy's).
-template <int P, int KT, bool kTail>
+template <int P, bool kTail>
 HWY_INLINE void WideBlock(const WideGeo& g, const float* wv, V init, const float* in, I row0,
                           float* out, I oh, I ow0, I o0, I valid) {
   const PassGeo& p = g.p;
@@ -106,8 +89,13 @@ HWY_INLINE void WideBlock(const WideGeo& g, const float* wv, V init, const float
     const I col0 = ow0 - p.pw;
     const I b0 = std::max<I>(0, -(col0 + P - 1)), b1 = std::min<I>(g.kw, p.in_w - col0);
     I b = b0;
-    for (; b + KT <= b1; b += KT) WideChunk<P, KT>(row, col0 + b, p.in_w, w + b * LanesI(), acc);
-    if (b < b1) WideRest<P, KT - 1>(b1 - b, row, col0 + b, p.in_w, w + b * LanesI(), acc);
+    for (; b + kWideTaps <= b1; b += kWideTaps)
+      WideChunk<P, kWideTaps>(row, col0 + b, p.in_w, w + b * LanesI(), acc);
+    if (b < b1)
+      WithWidth(b1 - b, [&](auto taps) {  // 1 .. kWideTaps - 1
+        constexpr int KB = std::min<int>(decltype(taps)::value, kWideTaps - 1);
+        WideChunk<P, KB>(row, col0 + b, p.in_w, w + b * LanesI(), acc);
+      });
   }
   for (int q = 0; q < P; ++q) StorePx<kTail>(acc[q], out + oh * p.out_row + (ow0 + q) * p.out_px + o0, valid);
 }
@@ -117,7 +105,7 @@ HWY_INLINE void WideBlock(const WideGeo& g, const float* wv, V init, const float
 /// apart, and at 128 or 256 channels (512 B or 1 KiB) a row's lines fall in 8 or 4 of L1's
 /// 64 sets: the kernel window's rows did not stay in L1, and 13x13 on 56x56x128 ran at half
 /// the speed of 8 channels. Dense, 13 rows of 56 pixels take 23 KiB.
-template <int KT, bool kTail>
+template <bool kTail>
 void WidePlane(const WideGeo& g, const float* wv, const float* bias, const float* in, float* out,
                I o0, I valid, I band, float* dense) {
   const PassGeo& p = g.p;
@@ -136,7 +124,7 @@ void WidePlane(const WideGeo& g, const float* wv, const float* bias, const float
       I ow0 = 0;
       auto run = [&](auto width) {
         constexpr int P = decltype(width)::value;
-        WideBlock<P, KT, kTail>(d, wv, init, dense, r0, out, oh, ow0, o0, valid);
+        WideBlock<P, kTail>(d, wv, init, dense, r0, out, oh, ow0, o0, valid);
         ow0 += P;
       };
       while (ow0 + kWideBlock <= ow) run(std::integral_constant<int, kWideBlock>());
@@ -185,19 +173,12 @@ void WideImages(const ConvParams& p, const WideGeo& g, const float* wei, bool fl
       const I valid = ch.valid(v);
       const float* wv = packed.get() + v * taps * L;
       const float* b = bias ? padded.data() : nullptr;
-      const auto plane = [&](auto taps) {
-        constexpr int KT = decltype(taps)::value;
-        if (valid == L)
-          WidePlane<KT, false>(g, wv, b, in + n * in_image, out + n * out_image, v * L, valid,
-                               band, dense.get());
-        else
-          WidePlane<KT, true>(g, wv, b, in + n * in_image, out + n * out_image, v * L, valid,
-                              band, dense.get());
-      };
-      if (g.kw <= kRowTaps)
-        plane(std::integral_constant<int, kRowTaps>());
+      if (valid == L)
+        WidePlane<false>(g, wv, b, in + n * in_image, out + n * out_image, v * L, valid, band,
+                         dense.get());
       else
-        plane(std::integral_constant<int, kWideTaps>());
+        WidePlane<true>(g, wv, b, in + n * in_image, out + n * out_image, v * L, valid, band,
+                        dense.get());
     }
 }
 

@@ -193,14 +193,6 @@ TEST(DwconvNhwc, RareShapesAgreeWithTheReference) {
       {33, 1, 3, 1, 1, 11, 1, 1, 0, 5, 1, 1},
       {16, 1, 5, 40, 3, 6, 1, 1, 1, 7, 1, 1},
       {32, 1, 28, 28, 31, 31, 1, 1, 15, 15, 1, 1},
-      // ... in chunks of 13 taps on AVX-512 past 7 wide (7 and less: one chunk of 7): rows of
-      // 8, 10, 14, 20, 22 and 25 taps end in chunks of 8, 10, 1, 7, 9 and 12.
-      {17, 1, 5, 19, 5, 8, 1, 1, 2, 4, 1, 1},
-      {33, 1, 4, 18, 3, 10, 1, 1, 1, 5, 1, 1},
-      {16, 1, 6, 30, 3, 14, 1, 1, 1, 7, 1, 1},
-      {9, 1, 5, 26, 2, 20, 1, 1, 1, 10, 1, 1},
-      {8, 1, 3, 40, 1, 22, 1, 1, 0, 11, 1, 1},
-      {20, 1, 4, 24, 3, 25, 1, 1, 1, 12, 1, 1},
   };
   std::mt19937_64 rng(3);
   for (const std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
