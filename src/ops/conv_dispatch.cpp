@@ -183,7 +183,8 @@ void run_conv_fwd(const ConvProblem& p, const ConvParams& k, const T* src, const
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::Fwd, p);
   const I gb = group_block_size(k, k.mb, kernel.channel_vectors);
   const I blocks = (k.g + gb - 1) / gb;
-  const auto [run, tasks] = batch_runs(kernel, k, blocks);
+  const BatchRuns split = batch_runs(kernel, k, blocks);
+  const I run = split.run, tasks = split.tasks;  // plain names: lambdas capture them
   const I out_bytes = k.mb * k.g * k.ocg * k.out[0] * k.out[1] * k.out[2] * static_cast<I>(sizeof(T));
   for_tasks(tasks, [&](I t) {
     const I n = t / blocks * run, g0 = (t % blocks) * gb;
@@ -202,7 +203,8 @@ void run_conv_bwd_data(const ConvProblem& p, const ConvParams& k, const T* diff_
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdData, p);
   const I gb = group_block_size(k, k.mb, kernel.channel_vectors);
   const I blocks = (k.g + gb - 1) / gb;
-  const auto [run, tasks] = batch_runs(kernel, k, blocks);
+  const BatchRuns split = batch_runs(kernel, k, blocks);
+  const I run = split.run, tasks = split.tasks;  // plain names: lambdas capture them
   const I out_bytes = k.mb * k.g * k.icg * k.in[0] * k.in[1] * k.in[2] * static_cast<I>(sizeof(T));
   for_tasks(tasks, [&](I t) {
     const I n = t / blocks * run, g0 = (t % blocks) * gb;
