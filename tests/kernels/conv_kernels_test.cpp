@@ -376,10 +376,11 @@ TEST(ConvThreads, PointwiseImageGroupsKeepTheirBits) {
                         Case{40, 8, 12, 4, 4, 1, 4}, Case{7, 62, 24, 13, 1, 2, 4},
                         Case{3, 9, 5, 16, 16, 1, 1}}) {
     const Shape src{cs.n, cs.c, cs.h, cs.w}, wei{cs.oc, cs.c / cs.groups, 1, 1};
-    const ConvProblem p = ConvProblem::make(src, wei, Shape{cs.oc}, ConvOptions{.groups = cs.groups},
-                                            false, DType::F32, MemoryFormat::ChannelsLast);
-    EXPECT_EQ(kernels::conv_1x1_gemm_image_group(detail::dense_kernel_params(p)), cs.images_per_gemm)
-        << p.str();
+    const ConvOptions options{.groups = cs.groups};
+    const ConvProblem p = ConvProblem::make(src, wei, Shape{cs.oc}, options, false, DType::F32,
+                                            MemoryFormat::ChannelsLast);
+    const auto params = detail::dense_kernel_params(p);
+    EXPECT_EQ(kernels::conv_1x1_gemm_image_group(params), cs.images_per_gemm) << p.str();
     const Tensor x = Tensor::uniform(src, -1, 1, 1).to(MemoryFormat::ChannelsLast);
     const Tensor w = Tensor::uniform(wei, -1, 1, 2), b = Tensor::uniform({cs.oc}, -1, 1, 3);
     const Tensor dy = Tensor::uniform(p.dst_shape(), -1, 1, 4).to(MemoryFormat::ChannelsLast);

@@ -220,12 +220,13 @@ HWY_INLINE void Block(const Channels& ch, const TapList& taps, I in_step, const 
     const V init = bias ? hn::LoadU(d, bias + o0) : hn::Zero(d);
     for (int q = 0; q < P; ++q) acc[q] = init;
     if constexpr (K >= 5) {  // no multiplier (RowWidth): full vectors load unmasked
+      const auto unmasked = [&](const float* px) { return hn::LoadU(d, px + o0); };
+      const auto tail = [&](const float* px) { return ch.Direct(px, v); };
       for (I r = 0; r < taps.row_count(); ++r) {
         if (v < full_vectors)
-          RowRun<P, K, S>(taps.rows()[r], o0, [&](const float* px) { return hn::LoadU(d, px + o0); },
-                          acc);
+          RowRun<P, K, S>(taps.rows()[r], o0, unmasked, acc);
         else
-          RowRun<P, K, S>(taps.rows()[r], o0, [&](const float* px) { return ch.Direct(px, v); }, acc);
+          RowRun<P, K, S>(taps.rows()[r], o0, tail, acc);
       }
     } else if constexpr (K > 0) {  // kernel rows: S*(P-1) + K loads for P * K FMAs
       if (form >= 0 && v < full_vectors) {
@@ -391,12 +392,9 @@ void Fwd(const ConvParams& p, const float* src, const float* wei, const float* b
     const float* b = bias ? bias_padded.data() : nullptr;
     WithRowWidth(g, 2, ch.m(), [&](auto k, auto s) {
       constexpr int K = decltype(k)::value, S = decltype(s)::value;
-      if constexpr (K >= 5)  // only without a multiplier
-        FwdImage<K, S, false>(g, ch, x, b, y, taps);
-      else if (ch.m() > 1)
-        FwdImage<K, S, true>(g, ch, x, b, y, taps);
-      else
-        FwdImage<K, S, false>(g, ch, x, b, y, taps);
+      if constexpr (K < 5)  // 5 and 7 wide rows come without a multiplier (RowWidth)
+        if (ch.m() > 1) return FwdImage<K, S, true>(g, ch, x, b, y, taps);
+      FwdImage<K, S, false>(g, ch, x, b, y, taps);
     });
   }
 }
@@ -470,12 +468,9 @@ void BwdData(const ConvParams& p, const float* diff_dst, const float* wei, float
     float* dx = diff_src + n * p.src_s[0];
     WithRowWidth(g, 1, ch.m(), [&](auto k, auto) {
       constexpr int K = decltype(k)::value;
-      if constexpr (K >= 5)  // only without a multiplier
-        BwdDataImage<K, false>(g, ch, dy, dx, taps, kws, nullptr);
-      else if (ch.m() > 1)
-        BwdDataImage<K, true>(g, ch, dy, dx, taps, kws, scratch.data());
-      else
-        BwdDataImage<K, false>(g, ch, dy, dx, taps, kws, nullptr);
+      if constexpr (K < 5)  // 5 and 7 wide rows come without a multiplier (RowWidth)
+        if (ch.m() > 1) return BwdDataImage<K, true>(g, ch, dy, dx, taps, kws, scratch.data());
+      BwdDataImage<K, false>(g, ch, dy, dx, taps, kws, nullptr);
     });
   }
 }

@@ -12,10 +12,10 @@
 // their own in dwconv_nhwc_bwdw_k3.cpp and dwconv_nhwc_bwdw_wide.cpp; 5- and 7-wide rows at
 // w stride 1 or 2 take row runs, RunImage below): for one output row and kernel row, a block
 // of KB kernel columns keeps KB accumulators per channel vector and slides along the output
-// columns where all KB taps read inside the row: one diff_dst load feeds KB FMAs. Columns where some tap
-// leaves the row are done per tap. The sums go into a float accumulator per tap and channel
-// for the image, and the images' sums into doubles in image order, so the result does not
-// depend on how the caller cut the channels into calls.
+// columns where all KB taps read inside the row: one diff_dst load feeds KB FMAs. Columns
+// where some tap leaves the row are done per tap. The sums go into a float accumulator per
+// tap and channel for the image, and the images' sums into doubles in image order, so the
+// result does not depend on how the caller cut the channels into calls.
 #include "kernels/dwconv/dwconv_nhwc.hpp"
 
 #include <algorithm>
