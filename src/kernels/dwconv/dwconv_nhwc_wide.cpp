@@ -52,9 +52,9 @@ struct WideGeo {
 
 /// Adds taps [k0, k0 + KB) of one kernel row (their weights at w, L floats apart) into P
 /// accumulators: output q, tap k reads column col0 + q + k of the dense row at `in` (pixels
-/// of L floats, zero in the lanes past the channels); columns outside [0, in_w) are padding
-/// and skipped.
-template <int P, int KB>
+/// of L floats, zero in the lanes past the channels); with kEdge, columns outside [0, in_w)
+/// are padding and skipped, without it all P + KB - 1 columns lie inside the row.
+template <int P, int KB, bool kEdge>
 HWY_INLINE void WideChunk(const float* in, I col0, I in_w, const float* w, V (&acc)[P]) {
   const D d;
   const I L = LanesI();
@@ -64,7 +64,7 @@ HWY_INLINE void WideChunk(const float* in, I col0, I in_w, const float* w, V (&a
   HWY_UNROLL(32)
   for (int c = 0; c < P + KB - 1; ++c) {
     const I col = col0 + c;
-    if (col < 0 || col >= in_w) continue;
+    if (kEdge && (col < 0 || col >= in_w)) continue;
     const V x = hn::Load(d, in + col * L);
     HWY_UNROLL(16)
     for (int k = 0; k < KB; ++k)
@@ -89,12 +89,22 @@ HWY_INLINE void WideBlock(const WideGeo& g, const float* wv, V init, const float
     const I col0 = ow0 - p.pw;
     const I b0 = std::max<I>(0, -(col0 + P - 1)), b1 = std::min<I>(g.kw, p.in_w - col0);
     I b = b0;
-    for (; b + kWideTaps <= b1; b += kWideTaps)
-      WideChunk<P, kWideTaps>(row, col0 + b, p.in_w, w + b * LanesI(), acc);
+    // A chunk whose columns all lie inside the row runs without a test per column: the
+    // tests (a compare and branch each, P + KB - 1 per chunk) took 7-11% of the time of
+    // 7x7 and 13x13 on 56x56 images (AVX-512, batch 8, 1 and 2 threads).
+    auto chunk = [&](auto taps) {
+      constexpr int KB = decltype(taps)::value;
+      if (col0 + b >= 0 && col0 + b + P + KB - 1 <= p.in_w)
+        WideChunk<P, KB, false>(row, col0 + b, p.in_w, w + b * LanesI(), acc);
+      else
+        WideChunk<P, KB, true>(row, col0 + b, p.in_w, w + b * LanesI(), acc);
+      b += KB;
+    };
+    while (b + kWideTaps <= b1) chunk(std::integral_constant<int, kWideTaps>());
     if (b < b1)
       WithWidth(b1 - b, [&](auto taps) {  // 1 .. kWideTaps - 1
         constexpr int KB = std::min<int>(decltype(taps)::value, kWideTaps - 1);
-        WideChunk<P, KB>(row, col0 + b, p.in_w, w + b * LanesI(), acc);
+        chunk(std::integral_constant<int, KB>());
       });
   }
   for (int q = 0; q < P; ++q) StorePx<kTail>(acc[q], out + oh * p.out_row + (ow0 + q) * p.out_px + o0, valid);
