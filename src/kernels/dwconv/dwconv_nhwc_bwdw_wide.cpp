@@ -37,6 +37,32 @@ using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's 
 
 constexpr int kMaxKb = kManyRegs ? 16 : 8;  // taps per register block
 
+/// fn(std::integral_constant<int, N>()) with N = n, for n in 1..kMaxKb: a chunk's taps.
+template <typename Fn>
+HWY_INLINE void WithTaps(I n, Fn&& fn) {
+  auto call = [&](auto taps) {
+    fn(std::integral_constant<int, std::min<int>(decltype(taps)::value, kMaxKb)>());
+  };
+  switch (n) {
+    case 1: return call(std::integral_constant<int, 1>());
+    case 2: return call(std::integral_constant<int, 2>());
+    case 3: return call(std::integral_constant<int, 3>());
+    case 4: return call(std::integral_constant<int, 4>());
+    case 5: return call(std::integral_constant<int, 5>());
+    case 6: return call(std::integral_constant<int, 6>());
+    case 7: return call(std::integral_constant<int, 7>());
+    case 8: return call(std::integral_constant<int, 8>());
+    case 9: return call(std::integral_constant<int, 9>());
+    case 10: return call(std::integral_constant<int, 10>());
+    case 11: return call(std::integral_constant<int, 11>());
+    case 12: return call(std::integral_constant<int, 12>());
+    case 13: return call(std::integral_constant<int, 13>());
+    case 14: return call(std::integral_constant<int, 14>());
+    case 15: return call(std::integral_constant<int, 15>());
+    default: return call(std::integral_constant<int, 16>());
+  }
+}
+
 /// Dense copies of src rows kept in `slots` rows of a ring: src row r lies in slot
 /// r % slots, at column 0 of a row of `row` floats (its pixels of L floats after kPad zero
 /// pixels).
@@ -46,45 +72,50 @@ struct XRing {
   float* Row(I r) const { return x + (r % slots) * row; }
 };
 
-/// Taps kw0 .. kw0 + KB - 1 of one kernel row summed over `rows` output rows in registers,
-/// then added to acc[k * op] once. The output rows read src rows x_first, x_first + 1, ...
-/// of the ring; dy_rows is dense (pixels of L floats, rows dy_row_s floats apart). Output
-/// ow's tap k reads x column ow + shift + k, and x's rows carry at least KB - 1 zero pixels
-/// on either side, so that every output of [ow_lo, ow_hi) takes the same steps without a
-/// test. Steps of U outputs load the U diff_dst pixels and the U + KB - 1 src columns
-/// under them once each: U*KB FMAs for 2U + KB - 1 loads.
-template <int KB>
+/// Taps kw0 .. kw0 + KB - 1 of NR adjacent kernel rows summed over `rows` output rows in
+/// registers, then added to acc[j * acc_row + k * op] (kernel row j, tap k) once. Output
+/// row r reads src rows x_first + r + j of the ring; dy_rows is dense (pixels of L floats,
+/// rows dy_row_s floats apart). Output ow's tap k reads x column ow + shift + k, and x's
+/// rows carry at least KB - 1 zero pixels on either side, so that every output of
+/// [ow_lo, ow_hi) takes the same steps without a test. Steps of U outputs load the U
+/// diff_dst pixels and the U + KB - 1 src columns of each kernel row under them once each:
+/// NR*U*KB FMAs for U + NR*(U + KB - 1) loads.
+template <int KB, int NR>
 HWY_INLINE void SlideRows(const XRing& ring, I x_first, const float* dy_rows, I dy_row_s,
-                          I rows, I ow_lo, I ow_hi, I shift, float* acc, I op) {
+                          I rows, I ow_lo, I ow_hi, I shift, float* acc, I op, I acc_row) {
   constexpr int U = 4;
   const D d;
   const I L = LanesI();
-  V sum[KB];
-  for (int k = 0; k < KB; ++k) sum[k] = hn::Zero(d);
+  V sum[NR][KB];
+  for (int j = 0; j < NR; ++j)
+    for (int k = 0; k < KB; ++k) sum[j][k] = hn::Zero(d);
   for (I r = 0; r < rows; ++r) {
-    const float* x_row = ring.Row(x_first + r) + shift * L;
+    const float* x_row[NR];
+    for (int j = 0; j < NR; ++j) x_row[j] = ring.Row(x_first + r + j) + shift * L;
     const float* dy_row = dy_rows + r * dy_row_s;
     auto step = [&](auto width, I ow) {
       constexpr int W = decltype(width)::value;
       V dv[W];
       for (int u = 0; u < W; ++u) dv[u] = hn::Load(d, dy_row + (ow + u) * L);
-      const float* x = x_row + ow * L;
       HWY_UNROLL(32)
       for (int c = 0; c < W + KB - 1; ++c) {
-        const V xv = hn::Load(d, x + c * L);
-        HWY_UNROLL(8)
-        for (int u = 0; u < W; ++u)
-          if (c - u >= 0 && c - u < KB) sum[c - u] = hn::MulAdd(dv[u], xv, sum[c - u]);
+        for (int j = 0; j < NR; ++j) {
+          const V xv = hn::Load(d, x_row[j] + (ow + c) * L);
+          HWY_UNROLL(8)
+          for (int u = 0; u < W; ++u)
+            if (c - u >= 0 && c - u < KB) sum[j][c - u] = hn::MulAdd(dv[u], xv, sum[j][c - u]);
+        }
       }
     };
     I ow = ow_lo;
     for (; ow + U <= ow_hi; ow += U) step(std::integral_constant<int, U>(), ow);
     for (; ow < ow_hi; ++ow) step(std::integral_constant<int, 1>(), ow);
   }
-  for (int k = 0; k < KB; ++k) {
-    float* a = acc + k * op;
-    hn::StoreU(hn::Add(hn::LoadU(d, a), sum[k]), d, a);
-  }
+  for (int j = 0; j < NR; ++j)
+    for (int k = 0; k < KB; ++k) {
+      float* a = acc + j * acc_row + k * op;
+      hn::StoreU(hn::Add(hn::LoadU(d, a), sum[j][k]), d, a);
+    }
 }
 
 /// One call's scratch for one channel vector: a ring of dense src rows, each padded with
@@ -120,9 +151,14 @@ struct BandScratch {
 /// 23-30% less time on 7x7 and 13x13 at 56x56x128, 7-16% on 31x31 at 28x28x256 and 13-20%
 /// on 5x5 at 28x28x240 (AVX-512, batch 8, 1 and 2 threads); on the AVX2 target 8-12% on
 /// 7x7 and 13x13, 5x5 even.)
-/// The taps of a kernel row under kMaxKb go in chunks of at most 8 as even as can be (13:
-/// 7 + 6, not 8 + 5): a chunk of KB taps has KB chains of FMAs, and fewer than 8 wait on the
-/// FMA's latency.
+/// A kernel row's taps go in chunks of at most kMaxKb, as even as can be (13: 13 with 32
+/// registers, 7 + 6 with 16; 31: 16 + 15 or 8 + 8 + 8 + 7): a chunk of KB taps has KB
+/// chains of FMAs, fewer than 8 wait on the FMA's latency, and each chunk loads the
+/// diff_dst pixels again. (With 32 registers, chunks of at most 8 took 12-15% more time on
+/// 13x13 and 14-19% on 9x9 at 56x56x128, batch 8; 31x31 even.) With 32 registers, kernel
+/// rows up to 8 taps wide go two at a time over the output rows both read, which shares
+/// each diff_dst load and doubles the chains: 5x5 at 28x28x240 and 56x56x96 takes 3-10%
+/// less time, 7x7 at 56x56x128 2-7% (batch 8).
 void ImageSlide(const Geo& g, BandScratch& s, const float* x, const float* dy, I o0, I valid,
                 float* acc) {
   const I L = LanesI(), pad = BandScratch::kPad;
@@ -146,25 +182,39 @@ void ImageSlide(const Geo& g, BandScratch& s, const float* x, const float* dy, I
     else
       gather(std::true_type());
     copied = std::max(copied, r1);
-    for (I a = 0; a < g.kh; ++a) {
-      // The band's output rows whose src row oh - ph + a lies in the image.
-      const I lo = std::max(oh0, g.ph - a), hi = std::min(oh1, g.ih + g.ph - a);
-      if (lo >= hi) continue;
+    // Output rows [lo, hi) of the band through kernel rows a .. a + NR - 1, every chunk.
+    auto rows = [&](auto nr, I a, I lo, I hi) {
+      constexpr int NR = decltype(nr)::value;
+      if (lo >= hi) return;
       const float* dy_rows = s.dy.get() + (lo - oh0) * s.dy_row;
       for (I kw0 = 0; kw0 < g.kw;) {
-        const I left = g.kw - kw0, even = CeilDiv(left, CeilDiv(left, 8));
-        const I kb = left >= kMaxKb ? kMaxKb : even;  // kMaxKb, or 1-8
+        const I left = g.kw - kw0, kb = CeilDiv(left, CeilDiv(left, kMaxKb));
         const I shift = kw0 - g.pw;
-        WithWidth(kb, [&](auto width) {  // kb is 1-8 or kMaxKb
-          constexpr int KB = std::min(decltype(width)::value, kMaxKb);
+        WithTaps(kb, [&](auto width) {
+          constexpr int KB = decltype(width)::value;
           // Outputs with no column in the row add nothing.
           const I ow_lo = std::max<I>(0, -shift - (KB - 1));
           const I ow_hi = std::min<I>(g.ow, g.iw - shift);
-          SlideRows<KB>(ring, lo - g.ph + a, dy_rows, s.dy_row, hi - lo, ow_lo, ow_hi, shift,
-                        acc + (a * g.kw + kw0) * L, L);
+          SlideRows<KB, NR>(ring, lo - g.ph + a, dy_rows, s.dy_row, hi - lo, ow_lo, ow_hi,
+                            shift, acc + (a * g.kw + kw0) * L, L, g.kw * L);
         });
         kw0 += kb;
       }
+    };
+    const bool pairs = kManyRegs && g.kw <= 8;
+    for (I a = 0; a < g.kh;) {
+      // The band's output rows whose src row oh - ph + a lies in the image.
+      const I lo = std::max(oh0, g.ph - a), hi = std::min(oh1, g.ih + g.ph - a);
+      if (!pairs || a + 1 == g.kh) {
+        rows(std::integral_constant<int, 1>(), a, lo, hi);
+        ++a;
+        continue;
+      }
+      const I lo1 = std::max(oh0, g.ph - a - 1), hi1 = std::min(oh1, g.ih + g.ph - a - 1);
+      rows(std::integral_constant<int, 2>(), a, lo, hi1);
+      rows(std::integral_constant<int, 1>(), a, std::max(lo, hi1), hi);
+      rows(std::integral_constant<int, 1>(), a + 1, lo1, std::min(lo, hi1));
+      a += 2;
     }
   }
 }
