@@ -11,8 +11,9 @@
 // of P outputs of a row and a chunk of KB taps of one kernel row, the KB weights stay in
 // registers while the P + KB - 1 columns under them are loaded once each: P*KB FMAs for
 // P + 2*KB - 1 loads, where one tap at a time costs a load per FMA. Columns in the padding
-// are skipped (a test per column, none per FMA) and kernel rows in the padding are never
-// visited. Backward-data is the forward of diff_dst with the kernel turned half a turn.
+// are skipped (a test per column of the chunks that reach them, none per FMA) and kernel
+// rows in the padding are never visited. Backward-data is the forward of diff_dst with the
+// kernel turned half a turn.
 #include "kernels/dwconv/dwconv_nhwc.hpp"
 
 #include <algorithm>
@@ -89,9 +90,9 @@ HWY_INLINE void WideBlock(const WideGeo& g, const float* wv, V init, const float
     const I col0 = ow0 - p.pw;
     const I b0 = std::max<I>(0, -(col0 + P - 1)), b1 = std::min<I>(g.kw, p.in_w - col0);
     I b = b0;
-    // A chunk whose columns all lie inside the row runs without a test per column: the
-    // tests (a compare and branch each, P + KB - 1 per chunk) took 7-11% of the time of
-    // 7x7 and 13x13 on 56x56 images (AVX-512, batch 8, 1 and 2 threads).
+    // A chunk whose columns all lie inside the row runs without a test per column (a
+    // compare and branch each, P + KB - 1 per chunk): without them 7x7 and 13x13 on
+    // 56x56x128 took 7-20% less time (AVX-512 and AVX2 targets, batch 8, 1 and 2 threads).
     auto chunk = [&](auto taps) {
       constexpr int KB = decltype(taps)::value;
       if (col0 + b >= 0 && col0 + b + P + KB - 1 <= p.in_w)
