@@ -155,10 +155,11 @@ struct BandScratch {
 /// registers, 7 + 6 with 16; 31: 16 + 15 or 8 + 8 + 8 + 7): a chunk of KB taps has KB
 /// chains of FMAs, fewer than 8 wait on the FMA's latency, and each chunk loads the
 /// diff_dst pixels again. (With 32 registers, chunks of at most 8 took 12-15% more time on
-/// 13x13 and 14-19% on 9x9 at 56x56x128, batch 8; 31x31 even.) With 32 registers, kernel
-/// rows up to 8 taps wide go two at a time over the output rows both read, which shares
-/// each diff_dst load and doubles the chains: 5x5 at 28x28x240 and 56x56x96 takes 3-10%
-/// less time, 7x7 at 56x56x128 2-7% (batch 8).
+/// 13x13 and 14-19% on 9x9 at 56x56x128, batch 8; 31x31 even. With 16, rows of 9 to 15
+/// taps went as 8 and the rest, 9 as 8 + 1: even chunks measured even to 5% faster on 9x9,
+/// 11x11 and 13x13.) With 32 registers, kernel rows up to 8 taps wide go two at a time
+/// over the output rows both read, which shares each diff_dst load and doubles the chains:
+/// 5x5 at 28x28x240 and 56x56x96 takes 3-10% less time, 7x7 at 56x56x128 2-7% (batch 8).
 void ImageSlide(const Geo& g, BandScratch& s, const float* x, const float* dy, I o0, I valid,
                 float* acc) {
   const I L = LanesI(), pad = BandScratch::kPad;
