@@ -37,30 +37,15 @@ using namespace dwnhwc;  // NOLINT(google-build-using-namespace): this target's 
 
 constexpr int kMaxKb = kManyRegs ? 16 : 8;  // taps per register block
 
-/// fn(std::integral_constant<int, N>()) with N = n, for n in 1..kMaxKb: a chunk's taps.
-template <typename Fn>
+/// fn(std::integral_constant<int, n>()) for a chunk of n taps, 1 <= n <= kMaxKb.
+template <int N = 1, typename Fn>
 HWY_INLINE void WithTaps(I n, Fn&& fn) {
-  auto call = [&](auto taps) {
-    fn(std::integral_constant<int, std::min<int>(decltype(taps)::value, kMaxKb)>());
-  };
-  switch (n) {
-    case 1: return call(std::integral_constant<int, 1>());
-    case 2: return call(std::integral_constant<int, 2>());
-    case 3: return call(std::integral_constant<int, 3>());
-    case 4: return call(std::integral_constant<int, 4>());
-    case 5: return call(std::integral_constant<int, 5>());
-    case 6: return call(std::integral_constant<int, 6>());
-    case 7: return call(std::integral_constant<int, 7>());
-    case 8: return call(std::integral_constant<int, 8>());
-    case 9: return call(std::integral_constant<int, 9>());
-    case 10: return call(std::integral_constant<int, 10>());
-    case 11: return call(std::integral_constant<int, 11>());
-    case 12: return call(std::integral_constant<int, 12>());
-    case 13: return call(std::integral_constant<int, 13>());
-    case 14: return call(std::integral_constant<int, 14>());
-    case 15: return call(std::integral_constant<int, 15>());
-    default: return call(std::integral_constant<int, 16>());
-  }
+  if constexpr (N == kMaxKb)
+    fn(std::integral_constant<int, N>());
+  else if (n == N)
+    fn(std::integral_constant<int, N>());
+  else
+    WithTaps<N + 1>(n, fn);
 }
 
 /// Dense copies of src rows kept in `slots` rows of a ring: src row r lies in slot
@@ -182,7 +167,7 @@ void ImageSlide(const Geo& g, BandScratch& s, const float* x, const float* dy, I
       gather(std::false_type());
     else
       gather(std::true_type());
-    copied = std::max(copied, r1);
+    copied = r1;  // r1 grows band by band
     // Output rows [lo, hi) of the band through kernel rows a .. a + NR - 1, every chunk.
     auto rows = [&](auto nr, I a, I lo, I hi) {
       constexpr int NR = decltype(nr)::value;
