@@ -18,6 +18,7 @@
 #include <fmt/ranges.h>
 
 #include "../bench_util.hpp"
+#include "best_of.hpp"
 #include "convkit/ops/conv.hpp"
 #include "convkit/ops/conv_dispatch.hpp"
 #include "ops/conv_dispatch.hpp"
@@ -55,33 +56,8 @@ void describe(const std::vector<std::string>& files) {
   fmt::print("\n]\n");
 }
 
-struct Timing {
-  double best = 0;
-  int reps = 0;
-};
-
-// Best of up to max_reps calls after one warm-up call, stopping once min_time has been
-// spent; a warm-up longer than min_time is taken as the only sample (big problems).
-template <typename Fn>
-Timing best_of(Fn&& fn, double min_time, int max_reps) {
-  using clock = std::chrono::steady_clock;
-  const auto seconds = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
-  auto t0 = clock::now();
-  fn();
-  Timing t{seconds(clock::now() - t0), 1};
-  if (t.best > min_time) return t;
-  double spent = 0;
-  t.reps = 0;
-  while (t.reps < max_reps && (t.reps == 0 || spent < min_time)) {
-    t0 = clock::now();
-    fn();
-    const double s = seconds(clock::now() - t0);
-    t.best = t.reps == 0 ? s : std::min(t.best, s);
-    spent += s;
-    ++t.reps;
-  }
-  return t;
-}
+using peers::best_of;
+using peers::Timing;
 
 // The pass through the library's dispatch and thread split into outputs allocated once.
 Timing time_kernel_only(const ConvProblem& p, ConvPass pass, const Tensor& src, const Tensor& wei,

@@ -14,34 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "best_of.hpp"
+
 namespace {
 
-struct Timing {
-  double best = 0;
-  int reps = 0;
-};
-
-// Same protocol as the other drivers: one warm-up, then best of up to max_reps within min_time.
-template <typename Fn>
-Timing best_of(Fn&& fn, double min_time, int max_reps) {
-  using clock = std::chrono::steady_clock;
-  const auto seconds = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
-  auto t0 = clock::now();
-  fn();
-  Timing t{seconds(clock::now() - t0), 1};
-  if (t.best > min_time) return t;
-  double spent = 0;
-  t.reps = 0;
-  while (t.reps < max_reps && (t.reps == 0 || spent < min_time)) {
-    t0 = clock::now();
-    fn();
-    const double s = seconds(clock::now() - t0);
-    t.best = t.reps == 0 ? s : std::min(t.best, s);
-    spent += s;
-    ++t.reps;
-  }
-  return t;
-}
+using peers::best_of;
+using peers::Timing;
 
 void run(const std::string& id, int mb, int ic, int oc, int hw, int threads, double min_time,
          int max_reps) {

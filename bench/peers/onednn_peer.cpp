@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include "best_of.hpp"
 
 namespace {
 
@@ -44,32 +45,8 @@ bool read_problem(const std::string& line, Problem& p) {
   return true;
 }
 
-struct Timing {
-  double best = 0;
-  int reps = 0;
-};
-
-// Same protocol as convkit_peer: one warm-up, then best of up to max_reps within min_time.
-template <typename Fn>
-Timing best_of(Fn&& fn, double min_time, int max_reps) {
-  using clock = std::chrono::steady_clock;
-  const auto seconds = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
-  auto t0 = clock::now();
-  fn();
-  Timing t{seconds(clock::now() - t0), 1};
-  if (t.best > min_time) return t;
-  double spent = 0;
-  t.reps = 0;
-  while (t.reps < max_reps && (t.reps == 0 || spent < min_time)) {
-    t0 = clock::now();
-    fn();
-    const double s = seconds(clock::now() - t0);
-    t.best = t.reps == 0 ? s : std::min(t.best, s);
-    spent += s;
-    ++t.reps;
-  }
-  return t;
-}
+using peers::best_of;
+using peers::Timing;
 
 memory filled(const memory::desc& md, const dnnl::engine& eng, float value) {
   memory m(md, eng);
