@@ -218,10 +218,35 @@ void run_conv_bwd_data(const ConvProblem& p, const ConvParams& k, const T* diff_
   });
 }
 
+// Backward-weights over chunks of `chunk` images counted from the batch's first image, the
+// chunks on the threads, each into sums of its own, added in double in chunk order and
+// rounded once: the bits depend on the chunks, never on the thread count.
+template <typename T>
+void bwd_weights_in_chunks(const ConvKernel<T>& kernel, const ConvParams& k, I chunk,
+                           const T* src, const T* diff_dst, T* diff_wei) {
+  const I size = k.g * k.ocg * k.wei_s[0];  // diff_wei is dense
+  const I chunks = (k.mb + chunk - 1) / chunk;
+  std::vector<T> sums(static_cast<std::size_t>(chunks * size));
+  for_tasks(chunks, [&](I c) {
+    const I n = c * chunk;
+    ConvParams one = k;
+    one.mb = std::min(chunk, k.mb - n);
+    kernel.bwd_weights(one, src + n * k.src_s[0], diff_dst + n * k.dst_s[0],
+                       sums.data() + c * size);
+  });
+#pragma omp parallel for schedule(static)
+  for (I i = 0; i < size; ++i) {
+    double total = 0;
+    for (I c = 0; c < chunks; ++c) total += static_cast<double>(sums[static_cast<std::size_t>(c * size + i)]);
+    diff_wei[i] = static_cast<T>(total);
+  }
+}
+
 template <typename T>
 void run_conv_bwd_weights(const ConvProblem& p, const ConvParams& k, const T* src,
                           const T* diff_dst, T* diff_wei) {
   const auto& kernel = pick_conv_kernel<T>(k, ConvPass::BwdWeights, p);
+  const I sums_bytes = k.mb * k.g * k.ocg * k.wei_s[0] * static_cast<I>(sizeof(T));
   // Kernels that add their images' sums in double (channels-last depthwise) run one image
   // per call, spread over the threads, and the images' sums are added here the same way,
   // when an image's src is 1 MiB or more. Splitting the channels instead had every thread
@@ -229,24 +254,15 @@ void run_conv_bwd_weights(const ConvProblem& p, const ConvParams& k, const T* sr
   // threads ran 1.4x faster than one, on images 2x. Smaller images stay split by channels,
   // where a call per image (its set-up and scratch) cost more than the split saved.
   const I threads = omp_get_max_threads();
-  const I per_image = k.g * k.ocg * k.wei_s[0];  // diff_wei is dense
   const I image_bytes = k.g * k.icg * k.in[0] * k.in[1] * k.in[2] * static_cast<I>(sizeof(T));
   if (kernel.images_in_double && threads > 1 && k.mb > 1 && image_bytes >= (I{1} << 20) &&
-      k.mb * per_image * static_cast<I>(sizeof(T)) <= (I{64} << 20)) {
-    std::vector<T> sums(static_cast<std::size_t>(k.mb * per_image));
-    for_tasks(k.mb, [&](I n) {
-      ConvParams one = k;
-      one.mb = 1;
-      kernel.bwd_weights(one, src + n * k.src_s[0], diff_dst + n * k.dst_s[0],
-                         sums.data() + n * per_image);
-    });
-#pragma omp parallel for schedule(static)
-    for (I i = 0; i < per_image; ++i) {
-      double total = 0;
-      for (I n = 0; n < k.mb; ++n) total += static_cast<double>(sums[static_cast<std::size_t>(n * per_image + i)]);
-      diff_wei[i] = static_cast<T>(total);
-    }
-    return;
+      sums_bytes <= (I{64} << 20))
+    return bwd_weights_in_chunks(kernel, k, I{1}, src, diff_dst, diff_wei);
+  // Kernels that take the batch in chunks (ConvKernel::weight_chunk, the pointwise GEMMs) do
+  // so at every thread count, whenever there are two chunks or more.
+  if (kernel.weight_chunk && sums_bytes <= (I{64} << 20)) {
+    const I chunk = std::max<I>(kernel.weight_chunk(k), 1);
+    if (k.mb > chunk) return bwd_weights_in_chunks(kernel, k, chunk, src, diff_dst, diff_wei);
   }
   const I gb = group_block_size(k, 1, kernel.channel_vectors);
   const I blocks = (k.g + gb - 1) / gb;

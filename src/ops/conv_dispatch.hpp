@@ -20,11 +20,13 @@ const kernels::ConvKernel<T>& pick_conv_kernel(const kernels::ConvParams& k,
 
 /// Runs the passes on threads. fwd and bwd_data split into (image, group block) tasks, whose
 /// outputs are disjoint, so any split gives the same bits; bwd_weights splits into group
-/// blocks, each reduced over the whole batch by one call, so the result does not depend on
-/// the thread count either. One exception: a single task (one image and group block, or
-/// bwd_weights of one block) runs outside a parallel region, where OpenBLAS's OpenMP build
-/// splits the GEMM over the threads itself; its bits are then reproducible for a given
-/// thread count but may differ in the last place between counts.
+/// blocks, each reduced over the whole batch by one call, or into chunks of images fixed by
+/// the problem (ConvKernel::images_in_double, ConvKernel::weight_chunk) whose sums are added
+/// in double in chunk order, so the result does not depend on the thread count either. One
+/// exception: a single task (one image and group block, or bwd_weights of one block and one
+/// chunk) runs outside a parallel region, where OpenBLAS's OpenMP build splits the GEMM over
+/// the threads itself; its bits are then reproducible for a given thread count but may
+/// differ in the last place between counts.
 template <typename T>
 void run_conv_fwd(const ConvProblem& p, const kernels::ConvParams& k, const T* src, const T* wei,
                   const T* bias, T* dst);

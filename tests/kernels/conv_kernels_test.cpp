@@ -364,8 +364,9 @@ TEST(ConvThreads, DepthwiseWeightsSplitOverChannelsKeepTheirBits) {
 // the batch between groups, never through one, so with two groups or more (every call then
 // runs OpenBLAS on one thread) 2 and 3 threads must give one thread's forward and
 // backward-data bits; every pass must agree with the reference: a shorter last group, groups
-// that do not divide among the threads, grouped weights, one image of 256 pixels. (Backward-
-// weights is one call on OpenBLAS's own threads, whose bits may follow their count.)
+// that do not divide among the threads, grouped weights, one image of 256 pixels. (These
+// batches make one backward-weights chunk, one call on OpenBLAS's own threads, whose bits may
+// follow their count; PointwiseWeightChunksKeepTheirBits checks larger ones.)
 TEST(ConvThreads, PointwiseImageGroupsKeepTheirBits) {
   const int threads = omp_get_max_threads();
   struct Case {
@@ -403,6 +404,45 @@ TEST(ConvThreads, PointwiseImageGroupsKeepTheirBits) {
       expect_close(yt, want_y, t);
       expect_close(dxt, want_dx, t);
       expect_close(conv_backward_weights(p, x, dy), want_dw, t);
+    }
+  }
+  omp_set_num_threads(threads);
+}
+
+// Pointwise backward-weights of a batch of two chunks or more (conv_1x1_gemm_weight_chunk:
+// at least 2048 pixels, in a power of two of image groups) runs the chunks on the threads,
+// each into sums of its own, added in double in chunk order: 1, 2 and 3 threads must give the
+// same bits, and the reference's weights. Channels-last and NCHW, a shorter last chunk,
+// grouped weights, images of 4 per group, chunks that do not divide among the threads.
+TEST(ConvThreads, PointwiseWeightChunksKeepTheirBits) {
+  const int threads = omp_get_max_threads();
+  struct Case {
+    std::int64_t n, c, oc, h, w, groups, chunk;
+    MemoryFormat format;
+  };
+  const MemoryFormat last = MemoryFormat::ChannelsLast, nchw = MemoryFormat::Contiguous;
+  for (const Case cs : {Case{5, 24, 40, 48, 48, 1, 1, last}, Case{6, 32, 16, 28, 28, 1, 4, last},
+                        Case{7, 18, 12, 46, 46, 2, 1, last}, Case{130, 20, 36, 7, 7, 1, 64, last},
+                        Case{3, 9, 13, 46, 46, 1, 1, nchw}, Case{5, 16, 8, 30, 30, 2, 4, nchw}}) {
+    const Shape src{cs.n, cs.c, cs.h, cs.w}, wei{cs.oc, cs.c / cs.groups, 1, 1};
+    const ConvOptions options{.groups = cs.groups};
+    const ConvProblem p =
+        ConvProblem::make(src, wei, Shape{cs.oc}, options, false, DType::F32, cs.format);
+    EXPECT_EQ(kernels::conv_1x1_gemm_weight_chunk(detail::dense_kernel_params(p)), cs.chunk)
+        << p.str();
+    const Tensor x = Tensor::uniform(src, -1, 1, 5).to(cs.format);
+    const Tensor dy = Tensor::uniform(p.dst_shape(), -1, 1, 6).to(cs.format);
+    force_conv_kernel("ref");
+    const Tensor want = conv_backward_weights(p, x, dy);
+    force_conv_kernel("");
+    omp_set_num_threads(1);
+    const Tensor one = conv_backward_weights(p, x, dy);
+    EXPECT_TRUE(last_conv_kernel().ends_with("_1x1__gemm")) << p.str() << ": " << last_conv_kernel();
+    const CloseResult r = allclose(one, want, 1e-4, 1e-4);
+    EXPECT_TRUE(r) << p.str() << ": " << r.message;
+    for (const int t : {2, 3}) {
+      omp_set_num_threads(t);
+      EXPECT_EQ(one.to_vector(), conv_backward_weights(p, x, dy).to_vector()) << p.str() << ", " << t;
     }
   }
   omp_set_num_threads(threads);

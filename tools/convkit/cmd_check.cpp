@@ -148,7 +148,8 @@ class Checker {
   // contract, src/kernels/conv/conv_list.hpp). 1 against 2 threads too, except where
   // src/ops/conv_dispatch.hpp allows a difference: a GEMM kernel given the whole pass as a
   // single task (g = 1 and one image, or g = 1 for backward-weights), which OpenBLAS may
-  // split over the threads itself.
+  // split over the threads itself. (Pointwise backward-weights of two weight chunks or more
+  // runs them on the threads and keeps its bits: the allowance is an upper bound there.)
   void reproducibility(const CheckCase& c, CheckPass pass, const CheckInputs& in) {
     std::string kernel;
     const Tensor a = run_check_pass(c.problem, pass, in, &kernel);

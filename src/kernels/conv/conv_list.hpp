@@ -47,6 +47,11 @@ inline const char* pass_name(ConvPass pass) {
 ///   double, in image order, rounding once at the end. src/ops/ may then run images on
 ///   different threads, one call each, and add their results the same way: the bits do not
 ///   change with the thread count.
+/// - `weight_chunk` (null: none): bwd_weights may be called on chunks of weight_chunk(p)
+///   images counted from the batch's first image (the last one shorter), each into sums of
+///   its own, which src/ops/ adds in double in chunk order, rounding once at the end; the
+///   value depends on p's pixels, strides and channels only, never on p.mb or p.g, so a batch
+///   of two chunks or more gives the same bits at any thread count.
 /// - `channel_vectors`: the kernel runs SIMD vectors along the channels of an NCHW problem
 ///   (on channels-last copies); src/ops/ then hands it whole 16-channel blocks, as it does
 ///   for every channels-last depthwise problem, so that a channel's vector, and its bits,
@@ -61,6 +66,7 @@ struct ConvKernel {
   bool images_in_double = false;
   bool channel_vectors = false;
   std::int64_t (*image_group)(const ConvParams&) = nullptr;
+  std::int64_t (*weight_chunk)(const ConvParams&) = nullptr;
 
   bool implements(ConvPass pass) const {
     return pass == ConvPass::Fwd ? fwd != nullptr
@@ -135,10 +141,11 @@ template <typename T>
 inline constexpr ConvKernel<T> kGemmKernels[] = {
     {sizeof(T) == 4 ? "conv_f32_nchw_1x1__gemm" : "conv_f64_nchw_1x1__gemm",
      conv_1x1_gemm_supports<GemmLayout::Nchw>, conv_1x1_gemm_fwd<T>, conv_1x1_gemm_bwd_data<T>,
-     conv_1x1_gemm_bwd_weights<T>},
+     conv_1x1_gemm_bwd_weights<T>, false, false, nullptr, conv_1x1_gemm_weight_chunk},
     {sizeof(T) == 4 ? "conv_f32_nhwc_1x1__gemm" : "conv_f64_nhwc_1x1__gemm",
      conv_1x1_gemm_supports<GemmLayout::Nhwc>, conv_1x1_gemm_fwd<T>, conv_1x1_gemm_bwd_data<T>,
-     conv_1x1_gemm_bwd_weights<T>, false, false, conv_1x1_gemm_image_group},
+     conv_1x1_gemm_bwd_weights<T>, false, false, conv_1x1_gemm_image_group,
+     conv_1x1_gemm_weight_chunk},
     {sizeof(T) == 4 ? "conv_f32_im2col__gemm" : "conv_f64_im2col__gemm",
      conv_im2col_gemm_supports, conv_im2col_gemm_fwd<T>, conv_im2col_gemm_bwd_data<T>,
      conv_im2col_gemm_bwd_weights<T>},

@@ -13,7 +13,8 @@
 // (conv_1x1_gemm_image_group), counted from the call's first image: src/ops/ starts every
 // call at a multiple of the group, so an image's bits never depend on the thread count.
 // bwd_weights accumulates group after group with beta = 1 GEMMs: a fixed order, so one thread
-// count always gives the same bits.
+// count always gives the same bits; src/ops/ runs it on chunks of images
+// (conv_1x1_gemm_weight_chunk) and adds their sums, the same way at any thread count.
 #include "kernels/conv_gemm/conv_gemm.hpp"
 
 #include <algorithm>
@@ -49,6 +50,7 @@ PixelLayout dst_layout(const ConvParams& p) {
 /// call on OpenBLAS's own threads can round otherwise (its SSE3 kernels do).
 constexpr I kGroupPixels = 256;
 constexpr I kMaxImageGroup = 4;
+constexpr I kChunkPixels = 2048;  // at least, per backward-weights chunk (below)
 
 }  // namespace
 
@@ -61,6 +63,29 @@ I conv_1x1_gemm_image_group(const ConvParams& p) {
   I group = 1;
   while (group < kMaxImageGroup && group * np < kGroupPixels) group *= 2;
   return gemm::fit_int(group * np) ? group : 1;
+}
+
+// Backward-weights is dW_g = sum over pixels of diff_dst x src^T: a GEMM of ocg x icg with
+// every pixel of the call in its k dimension, which OpenBLAS threads over ocg and icg alone:
+// on MobileNetV2's 112x112 and 56x56 layers (16 to 144 channels) two threads took longer than
+// one. src/ops/ instead runs chunks of images on the threads (ConvKernel::weight_chunk), each
+// a single-threaded GEMM into sums of its own. At batch 8 (SkylakeX kernels, AVX-512 Xeon,
+// calls alternating in one process) two threads then take 37-64% less time on the 112x112 and
+// 56x56 layers (32 -> 16 channels: 2.7 -> 1.0 ms), 23-49% less on the 28x28 ones, and NCHW
+// 40-50% and 12-15%; one thread takes 0-6% more (its GEMMs are the same, into several sums).
+// A chunk takes at least 2048 pixels, in a power of two of image groups: chunks of one
+// 28x28 image or two 14x14 ones ran 8-12% slower at one thread than one GEMM over the batch;
+// and its sums (ocg x icg per group), written and read once more when the chunks are added,
+// stay under 1/16 of what it reads (ocg + icg floats per pixel and group): with a quarter,
+// a 14x14 layer of 576 x 96 channels ran 17-22% slower in 4 chunks at 1 and 2 threads.
+// MobileNetV2's 14x14 and 7x7 layers keep one GEMM over a batch of 8.
+I conv_1x1_gemm_weight_chunk(const ConvParams& p) {
+  const I group = conv_1x1_gemm_image_group(p), np = pixels(p.out);
+  if (np <= 0 || p.ocg + p.icg <= 0) return 1;
+  const I want = std::max(kChunkPixels, 16 * (p.ocg * p.icg / (p.ocg + p.icg)));
+  I groups = 1;
+  while (groups * group * np < want) groups *= 2;
+  return groups * group;
 }
 
 template <GemmLayout L>

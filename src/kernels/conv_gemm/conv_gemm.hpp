@@ -18,6 +18,9 @@ bool conv_1x1_gemm_supports(const ConvParams& p);
 /// Images per GEMM of a dense channels-last batch (ConvKernel::image_group): a power of two
 /// up to 4 that gives small images 256 pixels; 1 for other layouts and larger images.
 std::int64_t conv_1x1_gemm_image_group(const ConvParams& p);
+/// Images per backward-weights chunk (ConvKernel::weight_chunk): whole image groups of at
+/// least 256 pixels, and enough that a chunk's sums take at most a quarter of what it reads.
+std::int64_t conv_1x1_gemm_weight_chunk(const ConvParams& p);
 template <typename T>
 void conv_1x1_gemm_fwd(const ConvParams& p, const T* src, const T* wei, const T* bias, T* dst);
 template <typename T>
