@@ -1,6 +1,6 @@
 // Differentiable batch norm: batch statistics and the running-statistics update like PyTorch,
 // on NCHW or channels-last tensors (the output keeps the input's layout), threaded over
-// channel blocks.
+// channels (NCHW) or chunks of whole pixels (channels-last).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -32,54 +32,78 @@ struct Layout {
   I count() const { return n * s; }  // values per channel
 };
 
-constexpr I kBlock = 16;  // channels per task in channels-last: one 64-byte line of floats
+/// Values per channel in each partial sum: every sum over a channel's values (image, then
+/// position) adds them in chunks of kChunk, each from zero, and then the chunks' sums in
+/// order. Channels-last runs the chunks on the threads, each over whole pixels (contiguous
+/// memory, all channels at once); NCHW runs channels on the threads and adds each one's
+/// chunks in the same order, so both layouts, and any thread count, give the same bits.
+constexpr I kChunk = 512;
 
-/// Calls fn(c0, c1) for blocks of channels, one block per task on the OpenMP threads. A
-/// channel's results never depend on the block it lands in (each channel sums its values in
-/// the same order whatever the blocks), so any thread count gives the same bits.
+/// Whether the passes over x run on the OpenMP threads.
+bool threaded(const Layout& l) { return l.c * l.count() >= 32768; }
+
+/// Channels-last: the sums of `width` values per channel-last pixel run, chunk by chunk:
+/// add(q0, q1, row) adds pixels [q0, q1) into row (zeros, `width` doubles); the rows are
+/// then added in chunk order.
+template <typename Add>
+std::vector<double> pixel_chunk_sums(const Layout& l, I width, Add&& add) {
+  const I count = l.count(), chunks = (count + kChunk - 1) / kChunk;
+  std::vector<double> rows(static_cast<std::size_t>(chunks * width), 0.0);
+#pragma omp parallel for schedule(static) if (chunks > 1 && threaded(l))
+  for (I k = 0; k < chunks; ++k)
+    add(k * kChunk, std::min(count, (k + 1) * kChunk), rows.data() + k * width);
+  std::vector<double> total(static_cast<std::size_t>(width), 0.0);
+  for (I k = 0; k < chunks; ++k)
+    for (I j = 0; j < width; ++j)
+      total[static_cast<std::size_t>(j)] += rows[static_cast<std::size_t>(k * width + j)];
+  return total;
+}
+
+/// Channels-last: fn(q0, q1) over chunks of pixels on the threads (elementwise passes).
 template <typename Fn>
-void for_channel_blocks(const Layout& l, Fn&& fn) {
-  const I block = l.channels_last ? kBlock : 1;
-  const I blocks = (l.c + block - 1) / block;
-  const bool parallel = blocks > 1 && l.c * l.count() >= 32768;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (I b = 0; b < blocks; ++b) fn(b * block, std::min(l.c, (b + 1) * block));
+void for_pixel_chunks(const Layout& l, Fn&& fn) {
+  const I count = l.count(), chunks = (count + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (chunks > 1 && threaded(l))
+  for (I k = 0; k < chunks; ++k) fn(k * kChunk, std::min(count, (k + 1) * kChunk));
 }
 
-/// For every channel in [c0, c1): visit(j, value) over its values, j = channel - c0, in a
-/// fixed order (image, then position).
-template <typename T, typename Visit>
-void each_value(const Layout& l, const T* p, I c0, I c1, Visit&& visit) {
-  if (l.channels_last) {
-    for (I q = 0; q < l.count(); ++q) {
-      const T* px = p + q * l.c + c0;
-      for (I j = 0; j < c1 - c0; ++j) visit(j, px[j]);
-    }
-  } else {
-    for (I j = 0; j < c1 - c0; ++j)
-      for (I b = 0; b < l.n; ++b) {
-        const T* row = p + (b * l.c + c0 + j) * l.s;
-        for (I k = 0; k < l.s; ++k) visit(j, row[k]);
+/// NCHW: fn(c) for every channel on the threads. A channel's results never depend on the
+/// others, so any thread count gives the same bits.
+template <typename Fn>
+void for_channels(const Layout& l, Fn&& fn) {
+#pragma omp parallel for schedule(static) if (l.c > 1 && threaded(l))
+  for (I c = 0; c < l.c; ++c) fn(c);
+}
+
+/// NCHW: K sums over channel c's values in (image, position) order, in chunks of kChunk
+/// values as pixel_chunk_sums adds them: add(i, part) adds value i's terms into part.
+template <std::size_t K, typename Add>
+std::array<double, K> channel_chunk_sums(const Layout& l, I c, Add&& add) {
+  std::array<double, K> total{}, part{};
+  I left = kChunk;
+  for (I b = 0; b < l.n; ++b) {
+    const I base = (b * l.c + c) * l.s;
+    for (I k = 0; k < l.s; ++k) {
+      add(base + k, part);
+      if (--left == 0) {
+        for (std::size_t i = 0; i < K; ++i) total[i] += part[i];
+        part = {};
+        left = kChunk;
       }
+    }
   }
+  if (left != kChunk)
+    for (std::size_t i = 0; i < K; ++i) total[i] += part[i];
+  return total;
 }
 
-/// out = f(j, x, g) elementwise for channels [c0, c1) (g may be null: then 0 is passed).
+/// NCHW: out = f(x, g) elementwise over channel c (g may be null: then 0 is passed).
 template <typename T, typename F>
-void each_output(const Layout& l, const T* x, const T* g, T* out, I c0, I c1, F&& f) {
-  if (l.channels_last) {
-    for (I q = 0; q < l.count(); ++q) {
-      const I base = q * l.c + c0;
-      for (I j = 0; j < c1 - c0; ++j)
-        out[base + j] = static_cast<T>(f(j, x[base + j], g ? g[base + j] : T(0)));
-    }
-  } else {
-    for (I j = 0; j < c1 - c0; ++j)
-      for (I b = 0; b < l.n; ++b) {
-        const I base = (b * l.c + c0 + j) * l.s;
-        for (I k = 0; k < l.s; ++k)
-          out[base + k] = static_cast<T>(f(j, x[base + k], g ? g[base + k] : T(0)));
-      }
+void channel_outputs(const Layout& l, I c, const T* x, const T* g, T* out, F&& f) {
+  for (I b = 0; b < l.n; ++b) {
+    const I base = (b * l.c + c) * l.s;
+    for (I k = 0; k < l.s; ++k)
+      out[base + k] = static_cast<T>(f(x[base + k], g ? g[base + k] : T(0)));
   }
 }
 
@@ -128,53 +152,65 @@ Variable batch_norm(const Variable& x, const Tensor& running_mean, const Tensor&
   const std::vector<double> rv =
       running_var.defined() ? running_var.to_vector() : std::vector<double>();
   Tensor y = Tensor::empty(tx.shape(), tx.dtype(), format);
+  std::vector<double> scale(cs), shift(cs);  // y = x * scale + shift
   detail::visit_float(tx.dtype(), "batch_norm", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* px = tx.data<T>();
     T* py = y.data<T>();
-    for_channel_blocks(l, [&](I c0, I c1) {
-      std::array<double, kBlock> s{}, v{}, scale{}, shift{};
-      const auto at = [c0](I j) { return static_cast<std::size_t>(c0 + j); };
-      if (training) {
-        // Two passes (mean, then squared deviations): no cancellation for large means.
-        const detail::RowBlock<T> rows{px + c0, count, l.c, c1 - c0};
-        if (l.channels_last)
-          detail::rows_sum(rows, s.data());
-        else
-          each_value(l, px, c0, c1, [&](I j, T xv) { s[static_cast<std::size_t>(j)] += xv; });
-        for (I j = 0; j < c1 - c0; ++j)
-          mean[at(j)] = s[static_cast<std::size_t>(j)] / static_cast<double>(count);
-        if (l.channels_last)
-          detail::rows_squared_deviation(rows, mean.data() + c0, v.data());
-        else
-          each_value(l, px, c0, c1, [&](I j, T xv) {
-            const double d = xv - mean[at(j)];
-            v[static_cast<std::size_t>(j)] += d * d;
-          });
-        for (I j = 0; j < c1 - c0; ++j) {
-          invstd[at(j)] =
-              1.0 / std::sqrt(v[static_cast<std::size_t>(j)] / static_cast<double>(count) + eps);
-          unbiased[at(j)] = v[static_cast<std::size_t>(j)] / static_cast<double>(count - 1);
-        }
-      } else {
-        for (I j = 0; j < c1 - c0; ++j) {
-          mean[at(j)] = rm[at(j)];
-          invstd[at(j)] = 1.0 / std::sqrt(rv[at(j)] + eps);
-        }
-      }
-      for (I j = 0; j < c1 - c0; ++j) {  // y = x * scale + shift
-        scale[static_cast<std::size_t>(j)] = invstd[at(j)] * w[at(j)];
-        shift[static_cast<std::size_t>(j)] =
-            bv[at(j)] - mean[at(j)] * scale[static_cast<std::size_t>(j)];
-      }
+    const auto run = [&](I q0, I q1) { return detail::PixelRun<T>{px + q0 * l.c, q1 - q0, l.c}; };
+    if (training) {
+      // Two passes (mean, then squared deviations): no cancellation for large means.
+      std::vector<double> s, v;
       if (l.channels_last) {
-        detail::rows_affine(detail::RowBlock<T>{px + c0, count, l.c, c1 - c0}, py + c0,
-                            scale.data(), shift.data());
-        return;
+        s = pixel_chunk_sums(l, channels, [&](I q0, I q1, double* row) {
+          detail::pixels_sum(run(q0, q1), row);
+        });
+      } else {
+        s.resize(cs);
+        for_channels(l, [&](I c) {
+          s[static_cast<std::size_t>(c)] = channel_chunk_sums<1>(
+              l, c, [&](I i, std::array<double, 1>& part) { part[0] += px[i]; })[0];
+        });
       }
-      each_output(l, px, static_cast<const T*>(nullptr), py, c0, c1, [&](I j, T xv, T) {
-        return xv * scale[static_cast<std::size_t>(j)] + shift[static_cast<std::size_t>(j)];
+      for (std::size_t c = 0; c < cs; ++c) mean[c] = s[c] / static_cast<double>(count);
+      if (l.channels_last) {
+        v = pixel_chunk_sums(l, channels, [&](I q0, I q1, double* row) {
+          detail::pixels_squared_deviation(run(q0, q1), mean.data(), row);
+        });
+      } else {
+        v.resize(cs);
+        for_channels(l, [&](I c) {
+          const double m = mean[static_cast<std::size_t>(c)];
+          v[static_cast<std::size_t>(c)] =
+              channel_chunk_sums<1>(l, c, [&](I i, std::array<double, 1>& part) {
+                const double d = px[i] - m;
+                part[0] += d * d;
+              })[0];
+        });
+      }
+      for (std::size_t c = 0; c < cs; ++c) {
+        invstd[c] = 1.0 / std::sqrt(v[c] / static_cast<double>(count) + eps);
+        unbiased[c] = v[c] / static_cast<double>(count - 1);
+      }
+    } else {
+      for (std::size_t c = 0; c < cs; ++c) {
+        mean[c] = rm[c];
+        invstd[c] = 1.0 / std::sqrt(rv[c] + eps);
+      }
+    }
+    for (std::size_t c = 0; c < cs; ++c) {
+      scale[c] = invstd[c] * w[c];
+      shift[c] = bv[c] - mean[c] * scale[c];
+    }
+    if (l.channels_last) {
+      for_pixel_chunks(l, [&](I q0, I q1) {
+        detail::pixels_affine(run(q0, q1), py + q0 * l.c, scale.data(), shift.data());
       });
+      return;
+    }
+    for_channels(l, [&](I c) {
+      const double a = scale[static_cast<std::size_t>(c)], b = shift[static_cast<std::size_t>(c)];
+      channel_outputs(l, c, px, static_cast<const T*>(nullptr), py, [&](T xv, T) { return xv * a + b; });
     });
   });
   if (training && running_mean.defined())
@@ -198,47 +234,49 @@ Variable batch_norm(const Variable& x, const Tensor& running_mean, const Tensor&
           using T = std::remove_pointer_t<decltype(tag)>;
           const T* px = tx.data<T>();
           const T* pg = gc.data<T>();
-          for_channel_blocks(l, [&](I c0, I c1) {
-            // Sums of g and of g * xhat per channel, read in one pass over x and g.
-            std::array<double, kBlock> sum_g{}, sum_gx{}, mg{}, mgx{}, k0{};
-            const auto at = [c0](I j) { return static_cast<std::size_t>(c0 + j); };
-            const detail::RowBlock<T> rows{px + c0, l.count(), l.c, c1 - c0};
-            if (l.channels_last) {
-              detail::rows_grad_sums(rows, pg + c0, mean.data() + c0, invstd.data() + c0,
-                                     sum_g.data(), sum_gx.data());
-            } else {
-              for (I j = 0; j < c1 - c0; ++j) {
-                const double m = mean[at(j)], is = invstd[at(j)];
-                double sg = 0, sgx = 0;
-                for (I b = 0; b < l.n; ++b) {
-                  const I base = (b * l.c + c0 + j) * l.s;
-                  for (I k = 0; k < l.s; ++k) {
-                    sg += pg[base + k];
-                    sgx += pg[base + k] * ((px[base + k] - m) * is);
-                  }
-                }
-                sum_g[static_cast<std::size_t>(j)] = sg;
-                sum_gx[static_cast<std::size_t>(j)] = sgx;
-              }
-            }
-            for (I j = 0; j < c1 - c0; ++j) {
-              const auto u = static_cast<std::size_t>(j);
-              dw[at(j)] = sum_gx[u];
-              db[at(j)] = sum_g[u];
-              // Training: the batch statistics depend on x too, hence the two mean terms.
-              mg[u] = training ? sum_g[u] / cnt : 0;
-              mgx[u] = training ? sum_gx[u] / cnt : 0;
-              k0[u] = w[at(j)] * invstd[at(j)];
-            }
-            if (!gx) return;
-            if (l.channels_last) {
-              detail::rows_grad_input(rows, pg + c0, dx.data<T>() + c0, mean.data() + c0,
-                                      invstd.data() + c0, k0.data(), mg.data(), mgx.data());
-              return;
-            }
-            each_output(l, px, pg, dx.data<T>(), c0, c1, [&](I j, T xv, T gv) {
-              const auto u = static_cast<std::size_t>(j);
-              const double xhat = (xv - mean[at(j)]) * invstd[at(j)];
+          const auto run = [&](I q0, I q1) {
+            return detail::PixelRun<T>{px + q0 * l.c, q1 - q0, l.c};
+          };
+          // Sums of g and of g * xhat per channel, read in one pass over x and g.
+          if (l.channels_last) {
+            const std::vector<double> sums = pixel_chunk_sums(l, 2 * l.c, [&](I q0, I q1, double* row) {
+              detail::pixels_grad_sums(run(q0, q1), pg + q0 * l.c, mean.data(), invstd.data(),
+                                       row, row + l.c);
+            });
+            std::copy(sums.begin(), sums.begin() + l.c, db.begin());
+            std::copy(sums.begin() + l.c, sums.end(), dw.begin());
+          } else {
+            for_channels(l, [&](I c) {
+              const auto u = static_cast<std::size_t>(c);
+              const double m = mean[u], is = invstd[u];
+              const auto sums = channel_chunk_sums<2>(l, c, [&](I i, std::array<double, 2>& part) {
+                part[0] += pg[i];
+                part[1] += pg[i] * ((px[i] - m) * is);
+              });
+              db[u] = sums[0];
+              dw[u] = sums[1];
+            });
+          }
+          if (!gx) return;
+          std::vector<double> mg(cs2), mgx(cs2), k0(cs2);
+          for (std::size_t u = 0; u < cs2; ++u) {
+            // Training: the batch statistics depend on x too, hence the two mean terms.
+            mg[u] = training ? db[u] / cnt : 0;
+            mgx[u] = training ? dw[u] / cnt : 0;
+            k0[u] = w[u] * invstd[u];
+          }
+          T* pdx = dx.data<T>();
+          if (l.channels_last) {
+            for_pixel_chunks(l, [&](I q0, I q1) {
+              detail::pixels_grad_input(run(q0, q1), pg + q0 * l.c, pdx + q0 * l.c, mean.data(),
+                                        invstd.data(), k0.data(), mg.data(), mgx.data());
+            });
+            return;
+          }
+          for_channels(l, [&](I c) {
+            const auto u = static_cast<std::size_t>(c);
+            channel_outputs(l, c, px, pg, pdx, [&](T xv, T gv) {
+              const double xhat = (xv - mean[u]) * invstd[u];
               return k0[u] * (gv - mg[u] - xhat * mgx[u]);
             });
           });

@@ -5,22 +5,7 @@
 namespace convkit::detail {
 
 namespace {
-
 using I = std::int64_t;
-
-/// Runs body(q, j) over every pixel q and channel j < nb, with nb known at compile time for
-/// full blocks of 16 so the channel loop becomes two or four whole vectors.
-template <typename Body>
-[[gnu::always_inline]] inline void each(I count, I nb, Body&& body) {
-  if (nb == 16) {
-    for (I q = 0; q < count; ++q)
-      for (I j = 0; j < 16; ++j) body(q, j);
-  } else {
-    for (I q = 0; q < count; ++q)
-      for (I j = 0; j < nb; ++j) body(q, j);
-  }
-}
-
 }  // namespace
 
 // Not under the sanitizers: the clones' ifunc resolvers run while the program is being
@@ -34,86 +19,73 @@ template <typename Body>
 #define CONVKIT_CLONES
 #endif
 
+// Each loop walks the run pixel by pixel, its channels innermost (contiguous: the vectors),
+// with the per-channel sums and constants in arrays of c doubles that stay in L1.
+
 template <typename T>
-CONVKIT_CLONES void rows_sum(const RowBlock<T>& b, double* s) {
-  double acc[16] = {};
-  each(b.count, b.nb, [&](I q, I j) { acc[j] += b.x[q * b.stride + j]; });
-  for (I j = 0; j < b.nb; ++j) s[j] += acc[j];
+CONVKIT_CLONES void pixels_sum(const PixelRun<T>& r, double* __restrict s) {
+  const T* __restrict x = r.x;
+  for (I q = 0; q < r.count; ++q, x += r.c)
+    for (I j = 0; j < r.c; ++j) s[j] += x[j];
 }
 
 template <typename T>
-CONVKIT_CLONES void rows_squared_deviation(const RowBlock<T>& b, const double* mean, double* v) {
-  double m[16] = {}, acc[16] = {};
-  for (I j = 0; j < b.nb; ++j) m[j] = mean[j];
-  each(b.count, b.nb, [&](I q, I j) {
-    const double d = b.x[q * b.stride + j] - m[j];
-    acc[j] += d * d;
-  });
-  for (I j = 0; j < b.nb; ++j) v[j] += acc[j];
+CONVKIT_CLONES void pixels_squared_deviation(const PixelRun<T>& r, const double* __restrict mean,
+                                             double* __restrict v) {
+  const T* __restrict x = r.x;
+  for (I q = 0; q < r.count; ++q, x += r.c)
+    for (I j = 0; j < r.c; ++j) {
+      const double d = x[j] - mean[j];
+      v[j] += d * d;
+    }
 }
 
 template <typename T>
-CONVKIT_CLONES void rows_affine(const RowBlock<T>& b, T* y, const double* scale,
-                                const double* shift) {
-  double a[16] = {}, c[16] = {};
-  for (I j = 0; j < b.nb; ++j) {
-    a[j] = scale[j];
-    c[j] = shift[j];
-  }
-  each(b.count, b.nb, [&](I q, I j) {
-    const I at = q * b.stride + j;
-    y[at] = static_cast<T>(b.x[at] * a[j] + c[j]);
-  });
+CONVKIT_CLONES void pixels_affine(const PixelRun<T>& r, T* __restrict y,
+                                  const double* __restrict scale,
+                                  const double* __restrict shift) {
+  const T* __restrict x = r.x;
+  for (I q = 0; q < r.count; ++q, x += r.c, y += r.c)
+    for (I j = 0; j < r.c; ++j) y[j] = static_cast<T>(x[j] * scale[j] + shift[j]);
 }
 
 template <typename T>
-CONVKIT_CLONES void rows_grad_sums(const RowBlock<T>& b, const T* g, const double* mean,
-                                   const double* invstd, double* sg, double* sgx) {
-  double m[16] = {}, is[16] = {}, s1[16] = {}, s2[16] = {};
-  for (I j = 0; j < b.nb; ++j) {
-    m[j] = mean[j];
-    is[j] = invstd[j];
-  }
-  each(b.count, b.nb, [&](I q, I j) {
-    const I at = q * b.stride + j;
-    const double gv = g[at];
-    s1[j] += gv;
-    s2[j] += gv * ((b.x[at] - m[j]) * is[j]);
-  });
-  for (I j = 0; j < b.nb; ++j) {
-    sg[j] += s1[j];
-    sgx[j] += s2[j];
-  }
+CONVKIT_CLONES void pixels_grad_sums(const PixelRun<T>& r, const T* __restrict g,
+                                     const double* __restrict mean,
+                                     const double* __restrict invstd, double* __restrict sg,
+                                     double* __restrict sgx) {
+  const T* __restrict x = r.x;
+  for (I q = 0; q < r.count; ++q, x += r.c, g += r.c)
+    for (I j = 0; j < r.c; ++j) {
+      const double gv = g[j];
+      sg[j] += gv;
+      sgx[j] += gv * ((x[j] - mean[j]) * invstd[j]);
+    }
 }
 
 template <typename T>
-CONVKIT_CLONES void rows_grad_input(const RowBlock<T>& b, const T* g, T* dx, const double* mean,
-                                    const double* invstd, const double* k0, const double* mg,
-                                    const double* mgx) {
-  double m[16] = {}, is[16] = {}, k[16] = {}, a[16] = {}, c[16] = {};
-  for (I j = 0; j < b.nb; ++j) {
-    m[j] = mean[j];
-    is[j] = invstd[j];
-    k[j] = k0[j];
-    a[j] = mg[j];
-    c[j] = mgx[j];
-  }
-  each(b.count, b.nb, [&](I q, I j) {
-    const I at = q * b.stride + j;
-    const double xhat = (b.x[at] - m[j]) * is[j];
-    dx[at] = static_cast<T>(k[j] * (g[at] - a[j] - xhat * c[j]));
-  });
+CONVKIT_CLONES void pixels_grad_input(const PixelRun<T>& r, const T* __restrict g,
+                                      T* __restrict dx, const double* __restrict mean,
+                                      const double* __restrict invstd,
+                                      const double* __restrict k0, const double* __restrict mg,
+                                      const double* __restrict mgx) {
+  const T* __restrict x = r.x;
+  for (I q = 0; q < r.count; ++q, x += r.c, g += r.c, dx += r.c)
+    for (I j = 0; j < r.c; ++j) {
+      const double xhat = (x[j] - mean[j]) * invstd[j];
+      dx[j] = static_cast<T>(k0[j] * (g[j] - mg[j] - xhat * mgx[j]));
+    }
 }
 
-#define CONVKIT_ROWS_INSTANTIATE(T)                                                                \
-  template void rows_sum<T>(const RowBlock<T>&, double*);                                          \
-  template void rows_squared_deviation<T>(const RowBlock<T>&, const double*, double*);             \
-  template void rows_affine<T>(const RowBlock<T>&, T*, const double*, const double*);              \
-  template void rows_grad_sums<T>(const RowBlock<T>&, const T*, const double*, const double*,      \
-                                  double*, double*);                                               \
-  template void rows_grad_input<T>(const RowBlock<T>&, const T*, T*, const double*, const double*, \
-                                   const double*, const double*, const double*);
-CONVKIT_ROWS_INSTANTIATE(float)
-CONVKIT_ROWS_INSTANTIATE(double)
+#define CONVKIT_PIXELS_INSTANTIATE(T)                                                             \
+  template void pixels_sum<T>(const PixelRun<T>&, double*);                                       \
+  template void pixels_squared_deviation<T>(const PixelRun<T>&, const double*, double*);          \
+  template void pixels_affine<T>(const PixelRun<T>&, T*, const double*, const double*);           \
+  template void pixels_grad_sums<T>(const PixelRun<T>&, const T*, const double*, const double*,   \
+                                    double*, double*);                                            \
+  template void pixels_grad_input<T>(const PixelRun<T>&, const T*, T*, const double*,             \
+                                     const double*, const double*, const double*, const double*);
+CONVKIT_PIXELS_INSTANTIATE(float)
+CONVKIT_PIXELS_INSTANTIATE(double)
 
 }  // namespace convkit::detail

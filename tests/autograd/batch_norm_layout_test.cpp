@@ -1,6 +1,8 @@
-// Batch norm on channels-last tensors (SIMD loops across channel blocks) gives the bits of the
-// NCHW path (scalar loops), forward, running statistics and all three gradients.
+// Batch norm on channels-last tensors (SIMD loops across the channels of whole pixels, chunks
+// of pixels on the threads) gives the bits of the NCHW path (scalar loops, channels on the
+// threads), forward, running statistics and all three gradients, at any thread count.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include "convkit/autograd/functional.hpp"
 
@@ -26,9 +28,11 @@ Result run(const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& g
 }
 
 TEST(BatchNormLayout, ChannelsLastEqualsNchwBitForBit) {
-  // Channel counts around the 16-channel block: partial blocks, one, several, a remainder.
-  const Shape shapes[] = {{2, 1, 3, 3},  {3, 5, 4, 1},    {2, 16, 5, 5}, {4, 20, 3, 7},
-                          {1, 35, 6, 6}, {8, 48, 14, 14}, {2, 33, 1, 40}};
+  // Channel counts around the vector widths; values per channel under one 512-value chunk of
+  // the sums, exactly one and two chunks, and several with a shorter last one.
+  const Shape shapes[] = {{2, 1, 3, 3},   {3, 5, 4, 1},   {2, 16, 5, 5},    {4, 20, 3, 7},
+                          {1, 35, 6, 6},  {8, 48, 14, 14}, {2, 33, 1, 40},  {2, 20, 16, 16},
+                          {4, 3, 16, 16}, {3, 17, 20, 20}};
   for (const DType dtype : {DType::F32, DType::F64})
     for (const Shape& s : shapes)
       for (const bool training : {true, false}) {
@@ -47,6 +51,29 @@ TEST(BatchNormLayout, ChannelsLastEqualsNchwBitForBit) {
         EXPECT_EQ(nchw.dw, nhwc.dw) << what;
         EXPECT_EQ(nchw.db, nhwc.db) << what;
       }
+}
+
+// Channels-last runs chunks of pixels on the threads and NCHW runs channels: 1, 2 and 3
+// threads must give the same bits in both layouts (5 chunks of the sums here).
+TEST(BatchNormLayout, ThreadCountKeepsTheBits) {
+  const int threads = omp_get_max_threads();
+  const Shape s{4, 40, 24, 24};
+  const Tensor x = Tensor::normal(s, 0.7, 2.0, 1), g = Tensor::normal(s, 0, 1, 4);
+  const Tensor w = Tensor::uniform({s[1]}, 0.5, 1.5, 2), b = Tensor::uniform({s[1]}, -1, 1, 3);
+  for (const MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+    omp_set_num_threads(1);
+    const Result one = run(x, w, b, g, format, true);
+    for (const int t : {2, 3}) {
+      omp_set_num_threads(t);
+      const Result more = run(x, w, b, g, format, true);
+      EXPECT_EQ(one.y, more.y) << t;
+      EXPECT_EQ(one.running_var, more.running_var) << t;
+      EXPECT_EQ(one.dx, more.dx) << t;
+      EXPECT_EQ(one.dw, more.dw) << t;
+      EXPECT_EQ(one.db, more.db) << t;
+    }
+  }
+  omp_set_num_threads(threads);
 }
 
 }  // namespace
