@@ -42,29 +42,26 @@ constexpr I kChunk = 512;
 /// Whether the passes over x run on the OpenMP threads.
 bool threaded(const Layout& l) { return l.c * l.count() >= 32768; }
 
-/// Channels-last: the sums of `width` values per channel-last pixel run, chunk by chunk:
-/// add(q0, q1, row) adds pixels [q0, q1) into row (zeros, `width` doubles); the rows are
-/// then added in chunk order.
-template <typename Add>
-std::vector<double> pixel_chunk_sums(const Layout& l, I width, Add&& add) {
-  const I count = l.count(), chunks = (count + kChunk - 1) / kChunk;
-  std::vector<double> rows(static_cast<std::size_t>(chunks * width), 0.0);
-#pragma omp parallel for schedule(static) if (chunks > 1 && threaded(l))
-  for (I k = 0; k < chunks; ++k)
-    add(k * kChunk, std::min(count, (k + 1) * kChunk), rows.data() + k * width);
-  std::vector<double> total(static_cast<std::size_t>(width), 0.0);
-  for (I k = 0; k < chunks; ++k)
-    for (I j = 0; j < width; ++j)
-      total[static_cast<std::size_t>(j)] += rows[static_cast<std::size_t>(k * width + j)];
-  return total;
-}
-
-/// Channels-last: fn(q0, q1) over chunks of pixels on the threads (elementwise passes).
+/// Channels-last: fn(q0, q1) over chunks of pixels on the threads.
 template <typename Fn>
 void for_pixel_chunks(const Layout& l, Fn&& fn) {
   const I count = l.count(), chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (chunks > 1 && threaded(l))
   for (I k = 0; k < chunks; ++k) fn(k * kChunk, std::min(count, (k + 1) * kChunk));
+}
+
+/// Channels-last: `width` sums per pixel, chunk by chunk: add(q0, q1, row) adds pixels
+/// [q0, q1) into row (zeros, `width` doubles); the rows are then added in chunk order.
+template <typename Add>
+std::vector<double> pixel_chunk_sums(const Layout& l, I width, Add&& add) {
+  const I chunks = (l.count() + kChunk - 1) / kChunk;
+  std::vector<double> rows(static_cast<std::size_t>(chunks * width), 0.0);
+  for_pixel_chunks(l, [&](I q0, I q1) { add(q0, q1, rows.data() + q0 / kChunk * width); });
+  std::vector<double> total(static_cast<std::size_t>(width), 0.0);
+  for (I k = 0; k < chunks; ++k)
+    for (I j = 0; j < width; ++j)
+      total[static_cast<std::size_t>(j)] += rows[static_cast<std::size_t>(k * width + j)];
+  return total;
 }
 
 /// NCHW: fn(c) for every channel on the threads. A channel's results never depend on the
